@@ -1,0 +1,17 @@
+"""``fedbroker`` command: entry point and command groups."""
+
+from __future__ import annotations
+
+import click
+
+from fedbroker import __version__
+from fedbroker.cli.policy import policy
+
+
+@click.group()
+@click.version_option(__version__, prog_name="fedbroker")
+def main() -> None:
+    """fedbroker: identity and access broker in the shape of AWS IAM + STS."""
+
+
+main.add_command(policy)

@@ -1,0 +1,85 @@
+"""One error tree for the whole broker.
+
+Every error carries the AWS error code, the HTTP status AWS uses for it and a message that is
+safe to show to the caller: one line, lowercase, user input in backticks, no secrets. Each
+protocol renders these to its own wire format in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FedbrokerError(Exception):
+    """Base of every error the broker raises on purpose."""
+
+    code: str = "InternalFailure"
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(FedbrokerError):
+    code = "ValidationError"
+    status = 400
+
+
+class LimitExceededError(FedbrokerError):
+    code = "LimitExceeded"
+    status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """One thing wrong with a policy document, located as precisely as the document allows.
+
+    ``statement`` is the zero-based index of the statement, shown to people counting from 1
+    (``None`` for a problem with the document as a whole), ``sid`` its ``Sid`` if it has one,
+    ``field`` the element at fault (``Effect``, ``Condition.StringEquals`` ...).
+    """
+
+    message: str
+    statement: int | None = None
+    sid: str | None = None
+    field: str | None = None
+
+    def location(self) -> str:
+        """Where the problem is, as people read it: ``statement 2 (AllowRead)``."""
+        if self.statement is None:
+            return "policy"
+        where = f"statement {self.statement + 1}"
+        return f"{where} ({self.sid})" if self.sid else where
+
+    def __str__(self) -> str:
+        field = f"{self.field}: " if self.field else ""
+        return f"{self.location()}: {field}{self.message}"
+
+
+class MalformedPolicyDocumentError(FedbrokerError):
+    """A policy document that does not follow the grammar (IAM's ``MalformedPolicyDocument``)."""
+
+    code = "MalformedPolicyDocument"
+    status = 400
+
+    def __init__(self, problems: list[PolicyProblem] | tuple[PolicyProblem, ...]) -> None:
+        self.problems = tuple(problems)
+        first = str(self.problems[0]) if self.problems else "malformed policy document"
+        more = len(self.problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+        super().__init__(first + suffix)
+
+
+class PolicyTooLargeError(FedbrokerError):
+    """A policy document over the size limit for its kind (IAM's ``LimitExceeded``)."""
+
+    code = "LimitExceeded"
+    status = 409
+
+    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status

@@ -1,0 +1,253 @@
+"""Authorization: combine every applicable policy type into one decision.
+
+IAM User Guide, "Policy evaluation logic", "Policy evaluation for requests within a single
+account" and "Cross-account policy evaluation logic":
+
+1. an explicit ``Deny`` in any applicable policy (SCP, RCP, resource, identity, boundary,
+   session) decides;
+2. resource control policies: only their denies count (``RCPFullAWSAccess`` is always attached);
+3. service control policies: every level from the root to the account must allow;
+4. resource-based policy, identity-based policies, permissions boundary and session policies,
+   with the documented exceptions in the same account: a grant to a user ARN, a session ARN, a
+   federated-user ARN or to ``*`` applies directly (not limited by an implicit deny in the
+   boundary or session policy); a grant to a role ARN counts as an identity grant and is
+   limited by both; a grant to the account delegates to identity policies. Across accounts
+   both sides must allow.
+
+The root user has every identity permission in its own account; SCPs and explicit denies still
+apply. Principals that are not IAM principals of an account (web-identity or SAML providers,
+services, anonymous callers) have no identity side: only a resource-based policy can allow them,
+and SCPs do not apply to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fedbroker.policy.conditions import ConditionMiss
+from fedbroker.policy.decision import Decision, Effect, GroupOutcome, Match, Miss
+from fedbroker.policy.document import Policy, Statement
+from fedbroker.policy.principals import Via
+from fedbroker.policy.request import PrincipalType, Request
+
+_MEMO_LIMIT = 4096
+
+
+class PolicyGroup:
+    """Policies evaluated together (all identity policies, or one SCP level), indexed.
+
+    Statements are bucketed by the literal service prefix of their actions, so a request for
+    ``s3:GetObject`` never looks at ``ec2:*`` statements; the statements whose action matches
+    a given action are remembered, so each later request with that action goes straight to
+    resource and condition checks.
+    """
+
+    __slots__ = ("_any", "_by_service", "_memo", "label", "policies")
+
+    def __init__(self, label: str, policies: Sequence[Policy]) -> None:
+        self.label = label
+        self.policies = tuple(policies)
+        self._by_service: dict[str, list[tuple[int, Statement]]] = {}
+        self._any: list[tuple[int, Statement]] = []
+        ordinal = 0
+        for policy in self.policies:
+            for stmt in policy.statements:
+                entry = (ordinal, stmt)
+                ordinal += 1
+                if stmt.services is None:
+                    self._any.append(entry)
+                else:
+                    for service in stmt.services:
+                        self._by_service.setdefault(service, []).append(entry)
+        self._memo: dict[str, tuple[Statement, ...]] = {}
+
+    def candidates(self, action_key: str) -> tuple[Statement, ...]:
+        """Statements whose ``Action``/``NotAction`` matches, in document order."""
+        found = self._memo.get(action_key)
+        if found is not None:
+            return found
+        service = action_key.split(":", 1)[0]
+        entries = self._by_service.get(service, [])
+        if self._any:
+            entries = sorted(entries + self._any, key=lambda e: e[0])
+        found = tuple(stmt for _, stmt in entries if stmt.action_match(action_key))
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[action_key] = found
+        return found
+
+    def evaluate(self, request: Request) -> GroupOutcome:
+        allows: list[Match] = []
+        denies: list[Match] = []
+        misses: list[Miss] = []
+        for stmt in self.candidates(request.action_key):
+            applies, via, miss = stmt.applies(request)
+            if applies:
+                (allows if stmt.allow else denies).append(Match(stmt, via, miss))
+            elif miss is not None:
+                misses.append(Miss(stmt, miss))
+        return GroupOutcome(self.label, allows, denies, misses)
+
+
+@dataclass(eq=False)
+class PolicySet:
+    """Every policy that applies to one principal's requests, compiled and indexed.
+
+    ``scp`` and ``rcp`` are levels from the organization root down to the account; each level
+    is a list of policies attached there.
+    """
+
+    identity: Sequence[Policy] = ()
+    boundary: Policy | None = None
+    session: Sequence[Policy] | None = None
+    resource: Policy | None = None
+    scp: Sequence[Sequence[Policy]] = ()
+    rcp: Sequence[Sequence[Policy]] = ()
+    _groups: dict[str, PolicyGroup] = field(init=False, repr=False)
+    _scp: tuple[PolicyGroup, ...] = field(init=False, repr=False)
+    _rcp: tuple[PolicyGroup, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        groups = {"identity": PolicyGroup("identity", self.identity)}
+        if self.boundary is not None:
+            groups["boundary"] = PolicyGroup("boundary", [self.boundary])
+        if self.session is not None:
+            groups["session"] = PolicyGroup("session", self.session)
+        if self.resource is not None:
+            groups["resource"] = PolicyGroup("resource", [self.resource])
+        self._groups = groups
+        self._scp = tuple(PolicyGroup(f"scp[{i}]", lvl) for i, lvl in enumerate(self.scp))
+        self._rcp = tuple(PolicyGroup(f"rcp[{i}]", lvl) for i, lvl in enumerate(self.rcp))
+
+    def authorize(self, request: Request) -> Decision:
+        return authorize(self, request)
+
+
+def authorize(policies: PolicySet, request: Request) -> Decision:
+    """Decide ``request`` against ``policies``. Never raises for a well-formed request."""
+    principal = request.principal
+    iam_principal = principal is None or principal.type.has_identity_policies
+    outcomes: list[GroupOutcome] = []
+    scp = [g.evaluate(request) for g in policies._scp] if iam_principal else []
+    rcp = [g.evaluate(request) for g in policies._rcp]
+    groups = {name: g.evaluate(request) for name, g in policies._groups.items()}
+    outcomes.extend(scp)
+    outcomes.extend(rcp)
+    outcomes.extend(groups.values())
+
+    for outcome in outcomes:
+        if outcome.denies:
+            match = outcome.denies[0]
+            return Decision(
+                Effect.EXPLICIT_DENY,
+                outcome.label,
+                f"explicitly denied by {match.statement.describe()}" + _kind(outcome.label),
+                tuple(outcomes),
+                match,
+            )
+
+    for outcome in scp:
+        if not outcome.allows:
+            return _implicit(
+                outcome.label,
+                f"the service control policies at level "
+                f"{outcome.label[4:-1]} do not allow `{request.action}`",
+                outcomes,
+            )
+
+    resource = groups.get("resource")
+    resource_allows = resource.allows if resource is not None else []
+    direct = _first(resource_allows, (Via.EVERYONE, Via.DIRECT))
+    via_role = _first(resource_allows, (Via.ROLE,))
+    via_account = _first(resource_allows, (Via.ACCOUNT,))
+
+    if not iam_principal:
+        if direct is not None:
+            return _allow("resource", direct, outcomes)
+        reason = (
+            "no resource-based policy allows this principal"
+            if resource is not None
+            else "a principal outside the account needs a resource-based policy to allow it"
+        )
+        return _implicit("resource", reason, outcomes)
+
+    # The identity side: identity policies (plus a same-account grant to the role ARN), capped
+    # by the permissions boundary and the session policies.
+    same_account = request.same_account
+    if principal is not None and principal.type is PrincipalType.ROOT:
+        identity_ok, identity_label, identity_match = True, "root", None
+        identity_gap = ""
+    else:
+        identity = groups["identity"]
+        identity_match = identity.allows[0] if identity.allows else None
+        if identity_match is None and same_account and via_role is not None:
+            identity_match = via_role
+        identity_ok = identity_match is not None
+        identity_label = "resource" if identity_ok and not identity.allows else "identity"
+        identity_gap = f"no identity-based policy allows `{request.action}` on `{request.resource}`"
+        for cap, text in (
+            ("boundary", "the permissions boundary"),
+            ("session", "the session policy"),
+        ):
+            capped = groups.get(cap)
+            if identity_ok and capped is not None and not capped.allows:
+                identity_ok, identity_label = False, cap
+                identity_gap = f"{text} does not allow `{request.action}` on `{request.resource}`"
+
+    if same_account:
+        if direct is not None:
+            return _allow("resource", direct, outcomes)
+        if identity_ok:
+            return _allow(identity_label, identity_match, outcomes)
+        return _implicit(identity_label, identity_gap, outcomes)
+
+    resource_grant = direct or via_role or via_account
+    if resource_grant is None:
+        return _implicit(
+            "resource",
+            "a cross-account request needs the resource-based policy to allow it, and it does not",
+            outcomes,
+        )
+    if not identity_ok:
+        return _implicit(
+            identity_label, identity_gap + " (cross-account requests need both sides)", outcomes
+        )
+    return _allow("resource", resource_grant, outcomes)
+
+
+def _first(matches: Sequence[Match], kinds: tuple[Via, ...]) -> Match | None:
+    for match in matches:
+        if match.via in kinds:
+            return match
+    return None
+
+
+def _kind(label: str) -> str:
+    names = {
+        "identity": "identity-based policy",
+        "boundary": "permissions boundary",
+        "session": "session policy",
+        "resource": "resource-based policy",
+    }
+    if label.startswith("scp"):
+        return " (service control policy)"
+    if label.startswith("rcp"):
+        return " (resource control policy)"
+    return f" ({names.get(label, label)})"
+
+
+def _allow(label: str, match: Match | None, outcomes: Sequence[GroupOutcome]) -> Decision:
+    reason = (
+        "allowed: the root user has full access in its own account"
+        if match is None
+        else f"allowed by {match.statement.describe()}{_kind(label)}"
+    )
+    return Decision(Effect.ALLOW, label, reason, tuple(outcomes), match)
+
+
+def _implicit(label: str, reason: str, outcomes: Sequence[GroupOutcome]) -> Decision:
+    return Decision(Effect.IMPLICIT_DENY, label, reason, tuple(outcomes), None)
+
+
+__all__ = ["ConditionMiss", "PolicyGroup", "PolicySet", "authorize"]

@@ -55,15 +55,15 @@ _IDENTITY_KINDS = frozenset(
 )
 
 
-class _DuplicateKeyError(ValueError):
+class DuplicateKeyError(ValueError):
     pass
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKeyError(key)
+            raise DuplicateKeyError(key)
         out[key] = value
     return out
 
@@ -71,8 +71,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def load_json(text: str) -> Any:
     """JSON with duplicate keys refused (a duplicated block would silently drop a condition)."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKeyError as exc:
+        return json.loads(text, object_pairs_hook=reject_duplicate_keys)
+    except DuplicateKeyError as exc:
         raise MalformedPolicyDocumentError(
             [PolicyProblem(f"duplicate key `{exc.args[0]}`; each element may appear once")]
         ) from None

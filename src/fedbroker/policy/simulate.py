@@ -16,7 +16,7 @@ from fedbroker.policy.decision import Decision
 from fedbroker.policy.document import Policy
 from fedbroker.policy.evaluator import PolicySet
 from fedbroker.policy.kinds import PolicyKind
-from fedbroker.policy.parser import load_json, parse_policy
+from fedbroker.policy.parser import DuplicateKeyError, parse_policy, reject_duplicate_keys
 from fedbroker.policy.request import Request, make_request, principal_from_arn
 
 POLICY_FIELDS = ("identity", "boundary", "session", "resource", "scp", "rcp")
@@ -41,9 +41,17 @@ class Simulator:
     def run_line(self, line: str) -> dict[str, Any]:
         """One JSON request text in, one result object out; errors become ``{"error": ...}``."""
         try:
-            return self.run(load_json(line))
-        except FedbrokerError as exc:
-            return error_result(exc)
+            data = json.loads(line, object_pairs_hook=reject_duplicate_keys)
+        except DuplicateKeyError as exc:
+            return error_result(ValidationError(f"duplicate key `{exc.args[0]}` in the request"))
+        except json.JSONDecodeError as exc:
+            return error_result(
+                ValidationError(
+                    f"the request is not valid JSON: {exc.msg} "
+                    f"at line {exc.lineno} column {exc.colno}"
+                )
+            )
+        return self.run(data)
 
     def run(self, data: Any) -> dict[str, Any]:
         try:

@@ -14,7 +14,7 @@ from enum import Enum
 @dataclass(frozen=True, slots=True)
 class KindRules:
     label: str
-    max_chars: int | None
+    max_chars: int
     count_whitespace: bool
     principal: str  # "required", "forbidden"
     resource: str  # "required", "forbidden", "optional"
@@ -43,22 +43,16 @@ class PolicyKind(Enum):
     SESSION = KindRules(
         "session policy", 2048, True, "forbidden", "required", "ValidationError", 400
     )
+    # Each service validates its own resource policies; a statement without a resource element
+    # applies to the resource the policy is attached to (as in a role trust policy).
     RESOURCE = KindRules(
-        "resource-based policy", 20480, True, "required", "required", "LimitExceeded", 409
+        "resource-based policy", 20480, True, "required", "optional", "LimitExceeded", 409
     )
     SCP = KindRules(
         "service control policy", 5120, True, "forbidden", "required", "LimitExceeded", 409
     )
     RCP = KindRules(
         "resource control policy", 5120, True, "required", "required", "LimitExceeded", 409
-    )
-    # Documents evaluated but never stored (the simulator): the grammar of identity policies,
-    # no size limit.
-    IDENTITY_UNBOUNDED = KindRules(
-        "identity-based policy", None, False, "forbidden", "required", "LimitExceeded", 409
-    )
-    RESOURCE_UNBOUNDED = KindRules(
-        "resource-based policy", None, True, "required", "optional", "LimitExceeded", 409
     )
 
     @property
@@ -76,7 +70,7 @@ class PolicyKind(Enum):
 
     @classmethod
     def cli_names(cls) -> list[str]:
-        return [k.name.lower().replace("_", "-") for k in cls if not k.name.endswith("UNBOUNDED")]
+        return [k.name.lower().replace("_", "-") for k in cls]
 
 
 def policy_size(text: str, count_whitespace: bool) -> int:

@@ -96,7 +96,7 @@ def parse_policy(
     """
     rules = kind.rules
     text = document if isinstance(document, str) else json.dumps(document, separators=(",", ":"))
-    if enforce_size and rules.max_chars is not None:
+    if enforce_size:
         size = policy_size(text, rules.count_whitespace)
         if size > rules.max_chars:
             raise PolicyTooLargeError(

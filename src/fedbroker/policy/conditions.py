@@ -5,8 +5,8 @@ multivalued context keys". Each operator is one entry: how to read the policy's 
 read the request's value, and the positive test. Negated operators are the negation of their
 positive twin, value by value, which gives AWS's results:
 
-* key absent: positive operators fail, negated operators succeed, ``...IfExists`` succeeds,
-  ``ForAllValues:`` succeeds, ``ForAnyValue:`` fails;
+* key absent: positive operators fail, negated operators succeed, ``...IfExists`` succeeds
+  (with or without a set operator), ``ForAllValues:`` succeeds, ``ForAnyValue:`` fails;
 * several policy values for one key are OR-ed; several keys in one operator, and several
   operators in one block, are AND-ed;
 * multi-valued keys: plain and ``ForAnyValue:`` need some request value to match some policy
@@ -421,11 +421,11 @@ class Condition:
         mode = self.name.set_mode
         negated = self.name.operator.negated
         if raw is None:
-            if mode is SetMode.FOR_ALL:
+            if self.name.if_exists or mode is SetMode.FOR_ALL:
                 return True
             if mode is SetMode.FOR_ANY:
                 return False
-            return self.name.if_exists or negated
+            return negated
         values = (raw,) if isinstance(raw, str) else raw
         test = self.test_for(context)
         if test is None:  # every policy value had an unresolved variable: nothing matches

@@ -83,3 +83,37 @@ class PolicyTooLargeError(FedbrokerError):
             self.code = code
         if status is not None:
             self.status = status
+
+
+# --- authentication (SigV4) ------------------------------------------------------------------
+# Signature and key failures collapse to a small fixed set of outward messages so they cannot
+# be used as an oracle; the precise reason is kept in ``detail`` for the log and the audit event.
+
+
+class AuthenticationError(FedbrokerError):
+    status = 403
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+class IncompleteSignatureError(AuthenticationError):
+    code = "IncompleteSignature"
+    status = 400
+
+
+class MissingAuthenticationTokenError(AuthenticationError):
+    code = "MissingAuthenticationToken"
+
+
+class SignatureDoesNotMatchError(AuthenticationError):
+    code = "SignatureDoesNotMatch"
+
+
+class InvalidClientTokenIdError(AuthenticationError):
+    code = "InvalidClientTokenId"
+
+
+class ExpiredTokenError(AuthenticationError):
+    code = "ExpiredToken"

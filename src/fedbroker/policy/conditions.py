@@ -6,7 +6,8 @@ read the request's value, and the positive test. Negated operators are the negat
 positive twin, value by value, which gives AWS's results:
 
 * key absent: positive operators fail, negated operators succeed, ``...IfExists`` succeeds
-  (with or without a set operator), ``ForAllValues:`` succeeds, ``ForAnyValue:`` fails;
+  (with or without a set operator), ``ForAllValues:`` succeeds, ``ForAnyValue:`` fails; for
+  the set operators an empty list or an empty string is a null data set, like an absent key;
 * several policy values for one key are OR-ed; several keys in one operator, and several
   operators in one block, are AND-ed;
 * multi-valued keys: plain and ``ForAnyValue:`` need some request value to match some policy
@@ -420,6 +421,8 @@ class Condition:
     def _holds(self, raw: ContextValue | None, context: Context) -> bool:
         mode = self.name.set_mode
         negated = self.name.operator.negated
+        if raw == "" and mode is not SetMode.SINGLE:
+            raw = ()  # an empty string is a null data set for the set operators
         if raw is None:
             if self.name.if_exists or mode is SetMode.FOR_ALL:
                 return True

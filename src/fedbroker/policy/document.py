@@ -68,7 +68,9 @@ class Statement:
     def effect(self) -> str:
         return "Allow" if self.allow else "Deny"
 
-    def applies(self, request: Request) -> tuple[bool, Via | None, ConditionMiss | None]:
+    def applies(
+        self, request: Request, has_boundary: bool = False
+    ) -> tuple[bool, Via | None, ConditionMiss | None]:
         """Whether the statement applies to the request, assuming its action already matched.
 
         Returns ``(applies, how the principal matched, the first condition that failed)``; the
@@ -85,20 +87,28 @@ class Statement:
         via: Via | None = None
         if self.principal is not None:
             if self.not_principal:
-                if self.principal.excludes(request.principal):
+                # AWS: a Deny with NotPrincipal always denies a principal that has a
+                # permissions boundary, whatever NotPrincipal lists.
+                if not has_boundary and self.principal.excludes(request.principal):
                     return False, None, None
                 via = Via.EVERYONE
             else:
                 via = self.principal.match(request.principal)
                 if via is None:
                     return False, None, None
+        # Conditions are AND-ed: one that is plainly false decides, whatever the order. A
+        # condition that cannot be evaluated fails closed: an Allow does not allow, a Deny
+        # still denies.
+        error: ConditionMiss | None = None
         for condition in self.conditions:
             miss = condition.evaluate(context)
-            if miss is not None:
-                if miss.error is not None and not self.allow:
-                    # Fail closed: a Deny whose condition cannot be evaluated still denies.
-                    return True, via, miss
+            if miss is None:
+                continue
+            if miss.error is None:
                 return False, via, miss
+            error = error or miss
+        if error is not None:
+            return not self.allow, via, error
         return True, via, None
 
     def describe(self) -> str:

@@ -77,12 +77,12 @@ class PolicyGroup:
         self._memo[action_key] = found
         return found
 
-    def evaluate(self, request: Request) -> GroupOutcome:
+    def evaluate(self, request: Request, has_boundary: bool = False) -> GroupOutcome:
         allows: list[Match] = []
         denies: list[Match] = []
         misses: list[Miss] = []
         for stmt in self.candidates(request.action_key):
-            applies, via, miss = stmt.applies(request)
+            applies, via, miss = stmt.applies(request, has_boundary)
             if applies:
                 (allows if stmt.allow else denies).append(Match(stmt, via, miss))
             elif miss is not None:
@@ -131,7 +131,8 @@ def authorize(policies: PolicySet, request: Request) -> Decision:
     outcomes: list[GroupOutcome] = []
     scp = [g.evaluate(request) for g in policies._scp] if iam_principal else []
     rcp = [g.evaluate(request) for g in policies._rcp]
-    groups = {name: g.evaluate(request) for name, g in policies._groups.items()}
+    has_boundary = policies.boundary is not None
+    groups = {name: g.evaluate(request, has_boundary) for name, g in policies._groups.items()}
     outcomes.extend(scp)
     outcomes.extend(rcp)
     outcomes.extend(groups.values())

@@ -15,6 +15,7 @@ class FedbrokerError(Exception):
 
     code: str = "InternalFailure"
     status: int = 500
+    audited: bool = False  # set once the error has been written to the audit log
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -117,3 +118,41 @@ class InvalidClientTokenIdError(AuthenticationError):
 
 class ExpiredTokenError(AuthenticationError):
     code = "ExpiredToken"
+
+
+# --- directory and IAM API --------------------------------------------------------------------
+
+
+class NoSuchEntityError(FedbrokerError):
+    code = "NoSuchEntity"
+    status = 404
+
+
+class EntityAlreadyExistsError(FedbrokerError):
+    code = "EntityAlreadyExists"
+    status = 409
+
+
+class DeleteConflictError(FedbrokerError):
+    code = "DeleteConflict"
+    status = 409
+
+
+class InvalidInputError(FedbrokerError):
+    code = "InvalidInput"
+    status = 400
+
+
+class AccessDeniedError(FedbrokerError):
+    code = "AccessDenied"
+    status = 403
+
+
+class InvalidActionError(FedbrokerError):
+    code = "InvalidAction"
+    status = 400
+
+
+class PayloadTooLargeError(FedbrokerError):
+    code = "RequestEntityTooLarge"
+    status = 413

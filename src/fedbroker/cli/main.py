@@ -6,6 +6,7 @@ import click
 
 from fedbroker import __version__
 from fedbroker.cli.policy import policy
+from fedbroker.cli.server import init, serve
 
 
 @click.group()
@@ -15,3 +16,5 @@ def main() -> None:
 
 
 main.add_command(policy)
+main.add_command(init)
+main.add_command(serve)

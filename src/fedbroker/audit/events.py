@@ -1,0 +1,144 @@
+"""Audit events in CloudTrail's record shape ("CloudTrail record contents").
+
+Secrets never enter an event: parameters named like secrets are replaced before the event is
+built, and response elements are chosen by the caller to exclude them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+SECRET_FIELDS = frozenset(
+    {
+        "password",
+        "newpassword",
+        "oldpassword",
+        "secretaccesskey",
+        "sessiontoken",
+        "authenticationcode1",
+        "authenticationcode2",
+        "base32stringseed",
+        "qrcodepng",
+        "samlassertion",
+        "webidentitytoken",
+        "x-amz-security-token",
+        "signature",
+    }
+)
+REDACTED = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+
+def redact(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with every secret-looking field replaced (nested included)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key.lower().replace("_", "") in SECRET_FIELDS:
+            out[key] = REDACTED
+        elif isinstance(value, Mapping):
+            out[key] = redact(value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class UserIdentity:
+    type: str  # Root, IAMUser, AssumedRole, WebIdentityUser, SAMLUser, Unknown
+    principal_id: str | None = None
+    arn: str | None = None
+    account_id: str | None = None
+    access_key_id: str | None = None
+    user_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "type": self.type,
+            "principalId": self.principal_id,
+            "arn": self.arn,
+            "accountId": self.account_id,
+            "accessKeyId": self.access_key_id,
+            "userName": self.user_name,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    event_time: datetime
+    event_source: str  # iam.amazonaws.com, sts.amazonaws.com
+    event_name: str
+    region: str
+    source_ip: str
+    user_agent: str
+    user_identity: UserIdentity
+    request_id: str
+    request_parameters: Mapping[str, Any] = field(default_factory=dict)
+    response_elements: Mapping[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    read_only: bool = False
+    recipient_account_id: str | None = None
+    additional: Mapping[str, Any] | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "eventVersion": "1.08",
+            "userIdentity": self.user_identity.to_dict(),
+            "eventTime": self.event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": self.event_source,
+            "eventName": self.event_name,
+            "awsRegion": self.region,
+            "sourceIPAddress": self.source_ip,
+            "userAgent": self.user_agent,
+            "requestParameters": redact(self.request_parameters),
+            "responseElements": (
+                redact(self.response_elements) if self.response_elements is not None else None
+            ),
+            "requestID": self.request_id,
+            "eventID": str(uuid.uuid4()),
+            "readOnly": self.read_only,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": self.recipient_account_id,
+        }
+        if self.error_code is not None:
+            record["errorCode"] = self.error_code
+            record["errorMessage"] = self.error_message
+        if self.additional:
+            record["additionalEventData"] = dict(self.additional)
+        return record
+
+
+class AuditSink(Protocol):
+    def emit(self, event: AuditEvent) -> None: ...
+
+
+class JsonlAuditSink:
+    """Appends one JSON record per line; opened in append mode, never rewritten."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def emit(self, event: AuditEvent) -> None:
+        line = json.dumps(event.to_record(), separators=(",", ":"), default=str)
+        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+class MemoryAuditSink:
+    """Keeps events in memory (tests, tools)."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def emit(self, event: AuditEvent) -> None:
+        self.events.append(event)

@@ -1,0 +1,1 @@
+"""Credentials: master key, sealing, passwords, SigV4, the per-use check."""

@@ -1,0 +1,1 @@
+"""The directory: accounts, users, groups, roles, policies, providers, and the Store protocol."""

@@ -1,0 +1,99 @@
+"""Domain values of the directory. Frozen: a change is a new value written through the Store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class Kind(Enum):
+    """Named entities of an account, with IAM's unique-id prefix and ARN resource type."""
+
+    USER = ("user", "AIDA")
+    GROUP = ("group", "AGPA")
+    ROLE = ("role", "AROA")
+    POLICY = ("policy", "ANPA")
+
+    @property
+    def resource_type(self) -> str:
+        return self.value[0]
+
+    @property
+    def id_prefix(self) -> str:
+        return self.value[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    alias: str | None
+    root_email: str
+    root_password_hash: str
+    created: datetime
+
+    @property
+    def root_arn(self) -> str:
+        return f"arn:aws:iam::{self.id}:root"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A user, group, role or managed policy. ``attrs`` holds kind-specific fields (JSON)."""
+
+    kind: Kind
+    account_id: str
+    name: str
+    id: str
+    path: str
+    created: datetime
+    attrs: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:{self.kind.resource_type}{self.path}{self.name}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        raw = self.attrs.get("tags")
+        return dict(raw) if isinstance(raw, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    policy_arn: str
+    version_id: str  # v1, v2, ...
+    document: str
+    is_default: bool
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InlinePolicy:
+    owner_kind: Kind
+    owner_name: str
+    name: str
+    document: str
+
+
+class KeyStatus(Enum):
+    ACTIVE = "Active"
+    INACTIVE = "Inactive"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    """A long-term key. ``sealed_secret`` is the secret encrypted under the master key.
+
+    ``user_id`` is ``None`` for a key of the root user.
+    """
+
+    access_key_id: str
+    account_id: str
+    user_id: str | None
+    sealed_secret: bytes
+    status: KeyStatus
+    created: datetime
+    last_used: datetime | None = None
+    last_used_service: str | None = None
+    last_used_region: str | None = None

@@ -1,0 +1,509 @@
+"""SQL implementation of the Store (SQLAlchemy Core): SQLite by default, PostgreSQL for replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from fedbroker.directory import schema as t
+from fedbroker.directory.model import (
+    AccessKey,
+    Account,
+    Entity,
+    InlinePolicy,
+    KeyStatus,
+    Kind,
+    PolicyVersion,
+)
+from fedbroker.errors import EntityAlreadyExistsError, NoSuchEntityError
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("fedbroker.directory") / "migrations")
+    )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every time in the directory is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _required_utc(value: datetime) -> datetime:
+    result = _utc(value)
+    assert result is not None
+    return result
+
+
+class SqlStore:
+    """The directory in a relational database. Safe to share between threads."""
+
+    def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if auto_migrate:
+            migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+            conn.execute(
+                update(t.directory_version)
+                .where(t.directory_version.c.id == 1)
+                .values(version=t.directory_version.c.version + 1)
+            )
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    def create_account(self, account: Account) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    insert(t.accounts).values(
+                        id=account.id,
+                        alias=account.alias,
+                        root_email=account.root_email,
+                        root_password_hash=account.root_password_hash,
+                        created=account.created,
+                    )
+                )
+        except IntegrityError:
+            raise EntityAlreadyExistsError(f"account `{account.id}` already exists") from None
+
+    def get_account(self, account_id: str) -> Account:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
+        if row is None:
+            raise NoSuchEntityError(f"the account `{account_id}` does not exist")
+        return _account(row._mapping)
+
+    def list_accounts(self) -> list[Account]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.accounts).order_by(t.accounts.c.created)).all()
+        return [_account(r._mapping) for r in rows]
+
+    # --- entities ---------------------------------------------------------------------------
+
+    def create_entity(self, entity: Entity) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(insert(t.entities).values(**_entity_row(entity)))
+        except IntegrityError:
+            raise EntityAlreadyExistsError(
+                f"{entity.kind.resource_type} with name `{entity.name}` already exists"
+            ) from None
+
+    def get_entity(self, account_id: str, kind: Kind, name: str) -> Entity:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.entities).where(
+                    t.entities.c.account_id == account_id,
+                    t.entities.c.kind == kind.name,
+                    t.entities.c.name_key == name.lower(),
+                )
+            ).first()
+        if row is None:
+            raise NoSuchEntityError(f"the {kind.resource_type} with name `{name}` cannot be found")
+        return _entity(row._mapping)
+
+    def get_entity_by_id(self, entity_id: str) -> Entity:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.entities).where(t.entities.c.id == entity_id)).first()
+        if row is None:
+            raise NoSuchEntityError(f"no entity with id `{entity_id}`")
+        return _entity(row._mapping)
+
+    def list_entities(self, account_id: str, kind: Kind, path_prefix: str = "/") -> list[Entity]:
+        query = (
+            select(t.entities)
+            .where(t.entities.c.account_id == account_id, t.entities.c.kind == kind.name)
+            .order_by(t.entities.c.name_key)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = [_entity(r._mapping) for r in rows]
+        return [e for e in found if e.path.startswith(path_prefix)]
+
+    def update_entity(self, entity: Entity) -> None:
+        row = _entity_row(entity)
+        try:
+            with self._write() as conn:
+                done = conn.execute(
+                    update(t.entities)
+                    .where(t.entities.c.id == entity.id)
+                    .values(**{k: v for k, v in row.items() if k != "id"})
+                )
+        except IntegrityError:
+            raise EntityAlreadyExistsError(
+                f"{entity.kind.resource_type} with name `{entity.name}` already exists"
+            ) from None
+        if done.rowcount == 0:
+            raise NoSuchEntityError(f"the {entity.kind.resource_type} `{entity.name}` is gone")
+
+    def delete_entity(self, entity: Entity) -> None:
+        with self._write() as conn:
+            for table, column in (
+                (t.memberships, t.memberships.c.group_id),
+                (t.memberships, t.memberships.c.user_id),
+                (t.attachments, t.attachments.c.owner_id),
+                (t.attachments, t.attachments.c.policy_id),
+                (t.inline_policies, t.inline_policies.c.owner_id),
+                (t.policy_versions, t.policy_versions.c.policy_id),
+            ):
+                conn.execute(delete(table).where(column == entity.id))
+            done = conn.execute(delete(t.entities).where(t.entities.c.id == entity.id))
+        if done.rowcount == 0:
+            raise NoSuchEntityError(
+                f"the {entity.kind.resource_type} with name `{entity.name}` cannot be found"
+            )
+
+    # --- membership -------------------------------------------------------------------------
+
+    def add_member(self, group: Entity, user: Entity) -> None:
+        with self._write() as conn:
+            exists = conn.execute(
+                select(t.memberships).where(
+                    t.memberships.c.group_id == group.id, t.memberships.c.user_id == user.id
+                )
+            ).first()
+            if exists is None:
+                conn.execute(insert(t.memberships).values(group_id=group.id, user_id=user.id))
+
+    def remove_member(self, group: Entity, user: Entity) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                delete(t.memberships).where(
+                    t.memberships.c.group_id == group.id, t.memberships.c.user_id == user.id
+                )
+            )
+        if done.rowcount == 0:
+            raise NoSuchEntityError(f"the user `{user.name}` is not in the group `{group.name}`")
+
+    def groups_of(self, user: Entity) -> list[Entity]:
+        return self._related(t.memberships.c.user_id, user.id, t.memberships.c.group_id)
+
+    def members_of(self, group: Entity) -> list[Entity]:
+        return self._related(t.memberships.c.group_id, group.id, t.memberships.c.user_id)
+
+    def _related(self, key: Any, value: str, target: Any) -> list[Entity]:
+        query = (
+            select(t.entities)
+            .join(target.table, t.entities.c.id == target)
+            .where(key == value)
+            .order_by(t.entities.c.name_key)
+        )
+        with self.engine.connect() as conn:
+            return [_entity(r._mapping) for r in conn.execute(query).all()]
+
+    # --- attachments ------------------------------------------------------------------------
+
+    def attach(self, owner: Entity, policy: Entity) -> None:
+        with self._write() as conn:
+            exists = conn.execute(
+                select(t.attachments).where(
+                    t.attachments.c.owner_id == owner.id, t.attachments.c.policy_id == policy.id
+                )
+            ).first()
+            if exists is None:
+                conn.execute(insert(t.attachments).values(owner_id=owner.id, policy_id=policy.id))
+
+    def detach(self, owner: Entity, policy: Entity) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                delete(t.attachments).where(
+                    t.attachments.c.owner_id == owner.id, t.attachments.c.policy_id == policy.id
+                )
+            )
+        if done.rowcount == 0:
+            raise NoSuchEntityError(
+                f"policy `{policy.arn}` is not attached to {owner.kind.resource_type} "
+                f"`{owner.name}`"
+            )
+
+    def attached(self, owner: Entity) -> list[Entity]:
+        return self._related(t.attachments.c.owner_id, owner.id, t.attachments.c.policy_id)
+
+    def attached_to(self, policy: Entity) -> list[Entity]:
+        return self._related(t.attachments.c.policy_id, policy.id, t.attachments.c.owner_id)
+
+    # --- inline policies --------------------------------------------------------------------
+
+    def put_inline(self, owner: Entity, name: str, document: str) -> None:
+        key = name.lower()
+        with self._write() as conn:
+            done = conn.execute(
+                update(t.inline_policies)
+                .where(
+                    t.inline_policies.c.owner_id == owner.id,
+                    t.inline_policies.c.name_key == key,
+                )
+                .values(name=name, document=document)
+            )
+            if done.rowcount == 0:
+                conn.execute(
+                    insert(t.inline_policies).values(
+                        owner_id=owner.id, name_key=key, name=name, document=document
+                    )
+                )
+
+    def get_inline(self, owner: Entity, name: str) -> InlinePolicy:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.inline_policies).where(
+                    t.inline_policies.c.owner_id == owner.id,
+                    t.inline_policies.c.name_key == name.lower(),
+                )
+            ).first()
+        if row is None:
+            raise NoSuchEntityError(
+                f"the {owner.kind.resource_type} policy with name `{name}` cannot be found"
+            )
+        return InlinePolicy(owner.kind, owner.name, row.name, row.document)
+
+    def delete_inline(self, owner: Entity, name: str) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                delete(t.inline_policies).where(
+                    t.inline_policies.c.owner_id == owner.id,
+                    t.inline_policies.c.name_key == name.lower(),
+                )
+            )
+        if done.rowcount == 0:
+            raise NoSuchEntityError(
+                f"the {owner.kind.resource_type} policy with name `{name}` cannot be found"
+            )
+
+    def list_inline(self, owner: Entity) -> list[InlinePolicy]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.inline_policies)
+                .where(t.inline_policies.c.owner_id == owner.id)
+                .order_by(t.inline_policies.c.name_key)
+            ).all()
+        return [InlinePolicy(owner.kind, owner.name, r.name, r.document) for r in rows]
+
+    # --- policy versions --------------------------------------------------------------------
+
+    def add_version(self, policy: Entity, version: PolicyVersion) -> None:
+        with self._write() as conn:
+            if version.is_default:
+                conn.execute(
+                    update(t.policy_versions)
+                    .where(t.policy_versions.c.policy_id == policy.id)
+                    .values(is_default=False)
+                )
+            conn.execute(
+                insert(t.policy_versions).values(
+                    policy_id=policy.id,
+                    version_id=version.version_id,
+                    document=version.document,
+                    is_default=version.is_default,
+                    created=version.created,
+                )
+            )
+
+    def list_versions(self, policy: Entity) -> list[PolicyVersion]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.policy_versions).where(t.policy_versions.c.policy_id == policy.id)
+            ).all()
+        versions = [
+            PolicyVersion(
+                policy.arn, r.version_id, r.document, r.is_default, _required_utc(r.created)
+            )
+            for r in rows
+        ]
+        return sorted(versions, key=lambda v: int(v.version_id[1:]), reverse=True)
+
+    def set_default_version(self, policy: Entity, version_id: str) -> None:
+        with self._write() as conn:
+            exists = conn.execute(
+                select(t.policy_versions.c.version_id).where(
+                    t.policy_versions.c.policy_id == policy.id,
+                    t.policy_versions.c.version_id == version_id,
+                )
+            ).first()
+            if exists is None:
+                raise NoSuchEntityError(
+                    f"policy `{policy.arn}` version `{version_id}` does not exist"
+                )
+            conn.execute(
+                update(t.policy_versions)
+                .where(t.policy_versions.c.policy_id == policy.id)
+                .values(is_default=t.policy_versions.c.version_id == version_id)
+            )
+
+    def delete_version(self, policy: Entity, version_id: str) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                delete(t.policy_versions).where(
+                    t.policy_versions.c.policy_id == policy.id,
+                    t.policy_versions.c.version_id == version_id,
+                )
+            )
+        if done.rowcount == 0:
+            raise NoSuchEntityError(f"policy `{policy.arn}` version `{version_id}` does not exist")
+
+    # --- access keys ------------------------------------------------------------------------
+
+    def create_access_key(self, key: AccessKey) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(t.access_keys).values(
+                    access_key_id=key.access_key_id,
+                    account_id=key.account_id,
+                    user_id=key.user_id,
+                    sealed_secret=key.sealed_secret,
+                    status=key.status.value,
+                    created=key.created,
+                )
+            )
+
+    def get_access_key(self, access_key_id: str) -> AccessKey:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.access_keys).where(t.access_keys.c.access_key_id == access_key_id)
+            ).first()
+        if row is None:
+            raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
+        return _access_key(row._mapping)
+
+    def list_access_keys(self, account_id: str, user: Entity | None) -> list[AccessKey]:
+        owner = (
+            t.access_keys.c.user_id.is_(None)
+            if user is None
+            else t.access_keys.c.user_id == user.id
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.access_keys)
+                .where(t.access_keys.c.account_id == account_id, owner)
+                .order_by(t.access_keys.c.created)
+            ).all()
+        return [_access_key(r._mapping) for r in rows]
+
+    def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                update(t.access_keys)
+                .where(t.access_keys.c.access_key_id == access_key_id)
+                .values(status=status.value)
+            )
+        if done.rowcount == 0:
+            raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
+
+    def delete_access_key(self, access_key_id: str) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                delete(t.access_keys).where(t.access_keys.c.access_key_id == access_key_id)
+            )
+        if done.rowcount == 0:
+            raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
+
+    def record_key_use(self, access_key_id: str, when: datetime, service: str, region: str) -> None:
+        # Not a directory change: last-used data does not invalidate compiled policies.
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.access_keys)
+                .where(t.access_keys.c.access_key_id == access_key_id)
+                .values(last_used=when, last_used_service=service, last_used_region=region)
+            )
+
+    # --- change tracking --------------------------------------------------------------------
+
+    def directory_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(t.directory_version.c.version))).scalar()
+        return int(value or 0)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        row["id"],
+        row["alias"],
+        row["root_email"],
+        row["root_password_hash"],
+        _required_utc(row["created"]),
+    )
+
+
+def _entity_row(entity: Entity) -> dict[str, Any]:
+    return {
+        "id": entity.id,
+        "account_id": entity.account_id,
+        "kind": entity.kind.name,
+        "name": entity.name,
+        "name_key": entity.name.lower(),
+        "path": entity.path,
+        "created": entity.created,
+        "attrs": entity.attrs,
+    }
+
+
+def _entity(row: Any) -> Entity:
+    return Entity(
+        Kind[row["kind"]],
+        row["account_id"],
+        row["name"],
+        row["id"],
+        row["path"],
+        _required_utc(row["created"]),
+        dict(row["attrs"]),
+    )
+
+
+def _access_key(row: Any) -> AccessKey:
+    return AccessKey(
+        row["access_key_id"],
+        row["account_id"],
+        row["user_id"],
+        bytes(row["sealed_secret"]),
+        KeyStatus(row["status"]),
+        _required_utc(row["created"]),
+        _utc(row["last_used"]),
+        row["last_used_service"],
+        row["last_used_region"],
+    )

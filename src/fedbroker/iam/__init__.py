@@ -1,0 +1,1 @@
+"""The IAM management API: one function per operation, framework-free."""

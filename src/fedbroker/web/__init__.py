@@ -1,0 +1,1 @@
+"""Flask adapters: turn HTTP into service calls and service results into the wire format."""

@@ -1,0 +1,52 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from fedbroker.audit.events import AuditSink, JsonlAuditSink
+from fedbroker.clock import Clock, SystemClock
+from fedbroker.config import Settings, master_key_from_env
+from fedbroker.credentials.authn import Authenticator
+from fedbroker.credentials.sealing import load_master_key
+from fedbroker.directory.access import PolicyCache
+from fedbroker.directory.sql import SqlStore
+from fedbroker.iam.context import Services
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    audit: AuditSink | None = None,
+    test_config: dict[str, Any] | None = None,
+) -> Flask:
+    """Build the broker: directory store, master key, audit sink, and the Query endpoint."""
+    master_key = load_master_key(
+        settings.effective_master_key_file, master_key_from_env(), settings.dev_mode
+    )
+    store = SqlStore(settings.effective_database_url)
+    services = Services(
+        store=store,
+        clock=clock or SystemClock(),
+        master_key=master_key,
+        policies=PolicyCache(store),
+        audit=audit or JsonlAuditSink(settings.audit_log),
+        region=settings.region,
+    )
+    app = Flask("fedbroker")
+    app.config["MAX_BODY_BYTES"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = None  # checked by the endpoint, answered in AWS's format
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["fedbroker.services"] = services
+    app.extensions["fedbroker.authenticator"] = Authenticator(store, master_key)
+
+    from fedbroker.web.query import blueprint
+
+    app.register_blueprint(blueprint)
+    logging.getLogger("fedbroker").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,58 @@
+"""AWS Query protocol XML: responses and ``ErrorResponse`` documents.
+
+Results are plain structures whose keys are AWS member names; lists become ``member``
+elements, datetimes ISO 8601 in UTC, booleans ``true``/``false``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+IAM_NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
+
+
+def _render(value: Any, out: list[str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is None:
+                continue
+            out.append(f"<{key}>")
+            _render(item, out)
+            out.append(f"</{key}>")
+    elif isinstance(value, list):
+        for item in value:
+            out.append("<member>")
+            _render(item, out)
+            out.append("</member>")
+    elif isinstance(value, bool):
+        out.append("true" if value else "false")
+    elif isinstance(value, datetime):
+        out.append(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    else:
+        out.append(escape(str(value)))
+
+
+def response(
+    action: str, result: dict[str, Any], request_id: str, namespace: str = IAM_NAMESPACE
+) -> str:
+    out = [f'<{action}Response xmlns="{namespace}">']
+    if result:
+        out.append(f"<{action}Result>")
+        _render(result, out)
+        out.append(f"</{action}Result>")
+    out.append(f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>")
+    out.append(f"</{action}Response>")
+    return "".join(out)
+
+
+def error(
+    code: str, message: str, request_id: str, sender: bool = True, namespace: str = IAM_NAMESPACE
+) -> str:
+    kind = "Sender" if sender else "Receiver"
+    return (
+        f'<ErrorResponse xmlns="{namespace}"><Error><Type>{kind}</Type>'
+        f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    )

@@ -131,7 +131,7 @@ class SigV4Verifier:
         cached = key is not None
         if key is None:
             key = derive_signing_key(secret_access_key, auth.date, auth.region, auth.service)
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.digest(key, to_sign.encode(), "sha256").hex()
         if not (_HEX64.fullmatch(auth.signature) and hmac.compare_digest(expected, auth.signature)):
             _fail(
                 SIGNATURE_MISMATCH,

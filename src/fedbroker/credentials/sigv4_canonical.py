@@ -71,7 +71,7 @@ def derive_signing_key(secret_access_key: str, date: str, region: str, service: 
     """Task 3, "Derive a signing key": HMAC chain from ``"AWS4" + secret`` to the terminator."""
     key = f"AWS4{secret_access_key}".encode()
     for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        key = hmac.digest(key, part.encode(), "sha256")
     return key
 
 

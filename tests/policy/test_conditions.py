@@ -712,7 +712,7 @@ VARIABLE_CASES: list[tuple[str, Any, Any, dict[str, Any], bool]] = [
 
 # The substituted value or the escape is literal text in an ARN too; the engine treats it as a
 # wildcard (ARN values are resolved to text and then glob-matched).
-VARIABLE_GAPS: list[tuple[str, Any, Any, dict[str, Any], bool]] = [
+ARN_VARIABLE_CASES: list[tuple[str, Any, Any, dict[str, Any], bool]] = [
     (
         "ArnLike",
         f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}",
@@ -737,17 +737,12 @@ VARIABLE_GAPS: list[tuple[str, Any, Any, dict[str, Any], bool]] = [
         True,
     ),
 ]
-ARN_VARIABLE_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="engine gap: in Arn* operators a substituted variable value or a ${*}/${?} escape "
-    "acts as a wildcard (Condition.test_for resolves to text, then arn_like globs it)",
-)
 
 
 @pytest.mark.parametrize(
     ("operator", "policy", "request_value", "context", "expected"),
-    [*VARIABLE_CASES, *(pytest.param(*c, marks=ARN_VARIABLE_GAP) for c in VARIABLE_GAPS)],
-    ids=[f"{c[0]}-{c[1]!r}-{c[2]!r}-{c[3]!r}"[:90] for c in [*VARIABLE_CASES, *VARIABLE_GAPS]],
+    [*VARIABLE_CASES, *ARN_VARIABLE_CASES],
+    ids=[f"{c[0]}-{c[1]!r}-{c[2]!r}-{c[3]!r}"[:90] for c in [*VARIABLE_CASES, *ARN_VARIABLE_CASES]],
 )
 def test_policy_variables(
     operator: str, policy: Any, request_value: Any, context: dict[str, Any], expected: bool
@@ -840,56 +835,54 @@ def test_unreadable_request_value_fails_closed(
     assert match["condition_error"]["operator"] == operator
 
 
-# A list mixing readable and unreadable values: one unreadable value is enough to fail
-# closed, whatever its position in the list.
-MIXED_CASES: list[tuple[str, Any, Any]] = [
-    ("NumericLessThan", "3", ["abc", "1"]),
-    ("ForAnyValue:NumericLessThan", "3", ["abc", "1"]),
-    ("IpAddress", "10.0.0.0/8", ["garbage", "10.0.0.1"]),
+# A list mixing readable and unreadable values is read with three-valued logic: a definite
+# answer wins (one matching value satisfies an "any", one failing value sinks an "all"), an
+# unreadable value decides only when the others leave the answer open, and then it fails
+# closed. The order of the values never matters.
+DEFINITE_CASES: list[tuple[str, Any, Any, bool]] = [
+    ("NumericLessThan", "3", ["1", "abc"], True),
+    ("ForAnyValue:NumericLessThan", "3", ["1", "abc"], True),
+    ("IpAddress", "10.0.0.0/8", ["10.0.0.1", "garbage"], True),
+    ("ForAnyValue:DateLessThan", NEW_YEAR, ["2020-01-01", "garbage"], True),
+    ("ForAllValues:NumericLessThan", "3", ["5", "abc"], False),
+    ("ForAllValues:IpAddress", "10.0.0.0/8", ["11.0.0.1", "garbage"], False),
 ]
-MIXED_GAPS: list[tuple[str, Any, Any]] = [
-    ("NumericLessThan", "3", ["1", "abc"]),
-    ("ForAnyValue:NumericLessThan", "3", ["1", "abc"]),
-    ("IpAddress", "10.0.0.0/8", ["10.0.0.1", "garbage"]),
-    ("ForAnyValue:DateLessThan", NEW_YEAR, ["2020-01-01", "garbage"]),
+OPEN_CASES: list[tuple[str, Any, Any]] = [
+    ("NumericLessThan", "3", ["5", "abc"]),
+    ("ForAnyValue:NumericLessThan", "3", ["5", "abc"]),
+    ("ForAllValues:NumericLessThan", "3", ["1", "abc"]),
+    ("IpAddress", "10.0.0.0/8", ["11.0.0.1", "garbage"]),
 ]
-SHORT_CIRCUIT_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="engine gap: Condition._holds uses any()/all(), which stop at the first matching "
-    "value, so an unreadable value after it is never read and the Allow allows",
+
+
+@pytest.mark.parametrize(
+    ("operator", "policy", "request_value", "holds"),
+    DEFINITE_CASES,
+    ids=[f"{c[0]}-{c[2]!r}" for c in DEFINITE_CASES],
 )
+def test_a_definite_answer_wins_over_an_unreadable_value(
+    operator: str, policy: Any, request_value: list[str], holds: bool
+) -> None:
+    condition = {operator: {KEY: policy}}
+    for values in (request_value, request_value[::-1]):
+        allowed = allow_decision(condition, {KEY: values}).effect
+        assert allowed is (Effect.ALLOW if holds else Effect.IMPLICIT_DENY)
+        denied = deny_decision(condition, {KEY: values}).effect
+        assert denied is (Effect.EXPLICIT_DENY if holds else Effect.ALLOW)
 
 
 @pytest.mark.parametrize(
     ("operator", "policy", "request_value"),
-    [*MIXED_CASES, *(pytest.param(*c, marks=SHORT_CIRCUIT_GAP) for c in MIXED_GAPS)],
-    ids=[f"{c[0]}-{c[2]!r}" for c in [*MIXED_CASES, *MIXED_GAPS]],
+    OPEN_CASES,
+    ids=[f"{c[0]}-{c[2]!r}" for c in OPEN_CASES],
 )
-def test_one_unreadable_value_in_a_list_fails_closed_for_allow(
-    operator: str, policy: Any, request_value: Any
+def test_an_unreadable_value_that_decides_fails_closed(
+    operator: str, policy: Any, request_value: list[str]
 ) -> None:
     condition = {operator: {KEY: policy}}
-    assert allow_decision(condition, {KEY: request_value}).effect is Effect.IMPLICIT_DENY
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine gap: ForAllValues stops at the first non-matching value, so whether a Deny "
-    "with an unreadable value in the list fails closed depends on the order of the values",
-)
-@pytest.mark.parametrize(
-    ("operator", "policy", "values"),
-    [
-        ("ForAllValues:NumericLessThan", "3", ["abc", "5"]),
-        ("ForAllValues:IpAddress", "10.0.0.0/8", ["garbage", "11.0.0.1"]),
-    ],
-)
-def test_order_of_request_values_does_not_change_a_deny(
-    operator: str, policy: str, values: list[str]
-) -> None:
-    condition = {operator: {KEY: policy}}
-    effects = {deny_decision(condition, {KEY: v}).effect for v in (values, values[::-1])}
-    assert len(effects) == 1, effects
+    for values in (request_value, request_value[::-1]):
+        assert allow_decision(condition, {KEY: values}).effect is Effect.IMPLICIT_DENY
+        assert deny_decision(condition, {KEY: values}).effect is Effect.EXPLICIT_DENY
 
 
 def test_bool_with_a_non_boolean_request_value_does_not_match() -> None:

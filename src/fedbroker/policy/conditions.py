@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from fedbroker.policy.variables import Template, TemplateError, parse_template
-from fedbroker.policy.wildcard import arn_like, compile_globs
+from fedbroker.policy.wildcard import arn_like, compile_arn_chunks, compile_globs
 
 ContextValue = str | tuple[str, ...]
 Context = Mapping[str, ContextValue]
@@ -383,6 +383,8 @@ class Condition:
         """The positive per-value test with variables resolved; ``None`` if nothing can match."""
         if self.static_test is not None:
             return self.static_test
+        if self.name.operator.family == "Arn":
+            return self._arn_test(context)
         resolved: list[str] = []
         for raw, template in zip(self.values, self.templates, strict=True):
             if template is None:
@@ -403,6 +405,19 @@ class Condition:
         ):
             return _like_with_regexes(resolved)
         return self.name.operator.build(resolved)
+
+    def _arn_test(self, context: Context) -> ValueTest | None:
+        matchers: list[ValueTest] = []
+        for raw, template in zip(self.values, self.templates, strict=True):
+            if template is None:
+                matchers.append(self.name.operator.build([raw]))
+                continue
+            chunks = template.resolve_chunks(context)
+            if chunks is not None:
+                matchers.append(compile_arn_chunks(chunks))
+        if not matchers:
+            return None
+        return lambda value: any(m(value) for m in matchers)
 
     def evaluate(self, context: Context) -> ConditionMiss | None:
         """``None`` when the condition holds, else why not. Raises nothing."""
@@ -432,19 +447,47 @@ class Condition:
         values = (raw,) if isinstance(raw, str) else raw
         test = self.test_for(context)
         if test is None:  # every policy value had an unresolved variable: nothing matches
-
-            def test(_: str) -> bool:
-                return False
-
-        if mode is SetMode.FOR_ALL:
-            return all(test(v) != negated for v in values)
-        if mode is SetMode.FOR_ANY:
-            return any(test(v) != negated for v in values)
-        matched = any(test(v) for v in values)
-        return matched != negated
+            test = _matches_nothing
+        # Three-valued (Kleene) logic over the request values, so that a definite answer wins
+        # and the order of the values never matters: an unreadable value decides only when the
+        # readable ones leave the answer open.
+        results: list[bool | None] = []
+        error: ConditionEvalError | None = None
+        for value in values:
+            try:
+                results.append(test(value))
+            except ConditionEvalError as exc:
+                results.append(None)
+                error = error or exc
+        if mode is SetMode.SINGLE:
+            outcome = _kleene_any(results)
+            outcome = None if outcome is None else outcome != negated
+        else:
+            per_value = [None if r is None else r != negated for r in results]
+            outcome = _kleene_all(per_value) if mode is SetMode.FOR_ALL else _kleene_any(per_value)
+        if outcome is None:
+            assert error is not None
+            raise error
+        return outcome
 
     def _miss(self, raw: ContextValue | None, error: str | None = None) -> ConditionMiss:
         return ConditionMiss(self.name.text, self.key_text, self.values, raw, error)
+
+
+def _matches_nothing(_: str) -> bool:
+    return False
+
+
+def _kleene_any(results: Sequence[bool | None]) -> bool | None:
+    if any(r is True for r in results):
+        return True
+    return None if any(r is None for r in results) else False
+
+
+def _kleene_all(results: Sequence[bool | None]) -> bool | None:
+    if any(r is False for r in results):
+        return False
+    return None if any(r is None for r in results) else True
 
 
 _REGEX_MARK = "\x00re:"

@@ -64,6 +64,21 @@ class Template:
                 out.append(value)
         return "".join(out)
 
+    def resolve_chunks(self, context: Mapping[str, object]) -> list[tuple[str, bool]] | None:
+        """``(text, wildcards_active)`` pieces: only the template's own ``*``/``?`` are wild."""
+        out: list[tuple[str, bool]] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append((part, True))
+            elif isinstance(part, Escaped):
+                out.append((part.char, False))
+            else:
+                value = lookup(part, context)
+                if value is None:
+                    return None
+                out.append((value, False))
+        return out
+
     def resolve_regex(self, context: Mapping[str, object]) -> str | None:
         """Regular-expression text where only the template's own wildcards are wildcards."""
         out: list[str] = []

@@ -7,7 +7,7 @@ patterns, a prefix test for ``prefix*``, and one anchored regular expression for
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 Matcher = Callable[[str], bool]
 
@@ -108,3 +108,34 @@ def _component_match(pattern: str, value: str) -> bool:
         matcher = compile_glob(pattern)
         _component_cache[pattern] = matcher
     return matcher(value)
+
+
+def compile_arn_chunks(chunks: Sequence[tuple[str, bool]]) -> Matcher:
+    """``ArnLike`` for a policy value assembled from pieces, some of them literal text.
+
+    Used when a value holds policy variables or escapes: a substituted value or ``${*}`` is
+    literal, only the policy's own ``*`` and ``?`` are wildcards. Components are split at every
+    colon, as for :func:`arn_like`.
+    """
+    components: list[list[str]] = [[]]
+    for text, wild in chunks:
+        for ch in text:
+            if ch == ":" and len(components) < 6:
+                components.append([])
+            elif wild and ch == "*":
+                components[-1].append(".*")
+            elif wild and ch == "?":
+                components[-1].append(".")
+            else:
+                components[-1].append(re.escape(ch))
+    if len(components) != 6:
+        return _never
+    regexes = [re.compile("".join(c), re.DOTALL) for c in components]
+
+    def match(value: str) -> bool:
+        parts = value.split(":", 5)
+        return len(parts) == 6 and all(
+            r.fullmatch(p) is not None for r, p in zip(regexes, parts, strict=True)
+        )
+
+    return match

@@ -11,6 +11,22 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
+# The AWS CLI (v1) vendors its own botocore: it lives in a venv of its own and the tests run it
+# only as a subprocess.
+if [ ! -x .venv-awscli/bin/aws ]; then
+    "$PYTHON" -m venv .venv-awscli
+    .venv-awscli/bin/python -m pip install --quiet --disable-pip-version-check awscli
+fi
+export FEDBROKER_TEST_AWS_CLI="$PWD/.venv-awscli/bin/aws"
+
+# PostgreSQL is part of the normal run (the store conformance suite and the API tests).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+    fi
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
 echo "== ruff"
 .venv/bin/ruff check src tests bench scripts
 echo "== mypy (strict, src/)"

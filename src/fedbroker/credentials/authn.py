@@ -9,7 +9,7 @@ authentication); the precise reason stays in the exception's ``detail`` for the 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from fedbroker.credentials.sealing import MasterKey, SealError, access_key_context
@@ -62,7 +62,14 @@ class Authenticator:
             )
         self.verifier.verify(request, auth, secret, now)
         if key.last_used is None or now - key.last_used >= _LAST_USED_GRANULARITY:
+            # Last use is kept to the minute: one write per key per minute, not per call.
             self.store.record_key_use(key.access_key_id, now, auth.service, auth.region)
+            key = replace(key, last_used=now, last_used_service=auth.service,
+                          last_used_region=auth.region)
+            with self._lock:
+                cached = self._keys.get(key.access_key_id)
+                if cached is not None:
+                    self._keys[key.access_key_id] = (key, cached[1], cached[2], cached[3])
         return Authenticated(account, user, key, auth)
 
     def _key(self, access_key_id: str) -> tuple[AccessKey, str, Account, Entity | None]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
+from dataclasses import replace
 from typing import Any
 
 from fedbroker.directory.ids import new_unique_id
 from fedbroker.directory.model import Entity, Kind
-from fedbroker.errors import NoSuchEntityError, ValidationError
+from fedbroker.errors import DeleteConflictError, NoSuchEntityError, ValidationError
 from fedbroker.iam.context import CallContext
 from fedbroker.iam.params import Params
 
@@ -119,3 +120,22 @@ def resource_tag_context(kind: Kind) -> Callable[[CallContext, Params], dict[str
         return out
 
     return context
+
+
+def rename_or_move(ctx: CallContext, params: Params, kind: Kind) -> None:
+    """``Update{User,Group}``: ``New…Name`` and ``NewPath``, both optional."""
+    entity = named(ctx, params, kind)
+    noun = kind.resource_type.capitalize()
+    new_name = params.name(f"New{noun}Name", NAME_LIMITS[kind], required=False) or entity.name
+    new_path = params.path("NewPath", default=None) or entity.path
+    ctx.store.update_entity(replace(entity, name=new_name, path=new_path))
+
+
+def refuse_delete_while(entity: Entity, blockers: list[tuple[Sized, str]]) -> None:
+    """IAM deletes nothing that still has parts: each must be removed first."""
+    for items, what in blockers:
+        if len(items):
+            raise DeleteConflictError(
+                f"cannot delete {entity.kind.resource_type} `{entity.name}`: remove its {what} "
+                "first"
+            )

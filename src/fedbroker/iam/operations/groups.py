@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from fedbroker.directory.model import Kind
-from fedbroker.errors import DeleteConflictError
 from fedbroker.iam.api import page_result, paginate
 from fedbroker.iam.context import CallContext
-from fedbroker.iam.operations.common import arn_for, entity_dict, list_resource, named, new_entity
+from fedbroker.iam.operations.common import (
+    arn_for,
+    entity_dict,
+    list_resource,
+    named,
+    new_entity,
+    refuse_delete_while,
+    rename_or_move,
+)
 from fedbroker.iam.params import Params
 from fedbroker.iam.registry import operation
 
@@ -39,25 +45,21 @@ def get_group(ctx: CallContext, params: Params) -> dict[str, Any]:
 
 @operation("UpdateGroup", arn_for(Kind.GROUP))
 def update_group(ctx: CallContext, params: Params) -> dict[str, Any]:
-    group = named(ctx, params, Kind.GROUP)
-    new_name = params.name("NewGroupName", 128, required=False) or group.name
-    new_path = params.path("NewPath", default=None) or group.path
-    ctx.store.update_entity(replace(group, name=new_name, path=new_path))
+    rename_or_move(ctx, params, Kind.GROUP)
     return {}
 
 
 @operation("DeleteGroup", arn_for(Kind.GROUP))
 def delete_group(ctx: CallContext, params: Params) -> dict[str, Any]:
     group = named(ctx, params, Kind.GROUP)
-    for items, what in (
-        (ctx.store.members_of(group), "users"),
-        (ctx.store.list_inline(group), "inline policies"),
-        (ctx.store.attached(group), "attached policies"),
-    ):
-        if items:
-            raise DeleteConflictError(
-                f"cannot delete group `{group.name}`: remove its {what} first"
-            )
+    refuse_delete_while(
+        group,
+        [
+            (ctx.store.members_of(group), "users"),
+            (ctx.store.list_inline(group), "inline policies"),
+            (ctx.store.attached(group), "attached policies"),
+        ],
+    )
     ctx.store.delete_entity(group)
     return {}
 

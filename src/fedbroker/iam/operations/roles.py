@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 from fedbroker.directory.model import Entity, Kind
-from fedbroker.errors import DeleteConflictError
 from fedbroker.iam.api import page_result, paginate
 from fedbroker.iam.context import CallContext
 from fedbroker.iam.operations.boundaries import managed_policy_by_arn, register_boundary
@@ -17,6 +16,7 @@ from fedbroker.iam.operations.common import (
     list_resource,
     named,
     new_entity,
+    refuse_delete_while,
     request_tag_context,
 )
 from fedbroker.iam.operations.policies import validated
@@ -95,12 +95,13 @@ def update_assume_role_policy(ctx: CallContext, params: Params) -> dict[str, Any
 @operation("DeleteRole", arn_for(Kind.ROLE))
 def delete_role(ctx: CallContext, params: Params) -> dict[str, Any]:
     role = named(ctx, params, Kind.ROLE)
-    for items, what in (
-        (ctx.store.list_inline(role), "inline policies"),
-        (ctx.store.attached(role), "attached policies"),
-    ):
-        if items:
-            raise DeleteConflictError(f"cannot delete role `{role.name}`: remove its {what} first")
+    refuse_delete_while(
+        role,
+        [
+            (ctx.store.list_inline(role), "inline policies"),
+            (ctx.store.attached(role), "attached policies"),
+        ],
+    )
     ctx.store.delete_entity(role)
     return {}
 

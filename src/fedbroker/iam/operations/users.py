@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from fedbroker.directory.model import Kind
-from fedbroker.errors import DeleteConflictError
 from fedbroker.iam.api import page_result, paginate
 from fedbroker.iam.context import CallContext
 from fedbroker.iam.operations.boundaries import managed_policy_by_arn, register_boundary
@@ -17,6 +15,8 @@ from fedbroker.iam.operations.common import (
     list_resource,
     named,
     new_entity,
+    refuse_delete_while,
+    rename_or_move,
     request_tag_context,
     user_resource_or_self,
 )
@@ -66,10 +66,7 @@ def get_user(ctx: CallContext, params: Params) -> dict[str, Any]:
 
 @operation("UpdateUser", arn_for(Kind.USER))
 def update_user(ctx: CallContext, params: Params) -> dict[str, Any]:
-    user = named(ctx, params, Kind.USER)
-    new_name = params.name("NewUserName", 64, required=False) or user.name
-    new_path = params.path("NewPath", default=None) or user.path
-    ctx.store.update_entity(replace(user, name=new_name, path=new_path))
+    rename_or_move(ctx, params, Kind.USER)
     return {}
 
 
@@ -77,17 +74,17 @@ def update_user(ctx: CallContext, params: Params) -> dict[str, Any]:
 def delete_user(ctx: CallContext, params: Params) -> dict[str, Any]:
     user = named(ctx, params, Kind.USER)
     store = ctx.store
-    blockers = [
-        (store.list_access_keys(ctx.account_id, user), "access keys"),
-        (store.list_inline(user), "inline policies"),
-        (store.attached(user), "attached policies"),
-        (store.groups_of(user), "group memberships"),
-        ([1] if user.attrs.get("login_profile") else [], "a login profile"),
-        (user.attrs.get("mfa_devices") or [], "MFA devices"),
-    ]
-    for items, what in blockers:
-        if items:
-            raise DeleteConflictError(f"cannot delete user `{user.name}`: remove its {what} first")
+    refuse_delete_while(
+        user,
+        [
+            (store.list_access_keys(ctx.account_id, user), "access keys"),
+            (store.list_inline(user), "inline policies"),
+            (store.attached(user), "attached policies"),
+            (store.groups_of(user), "group memberships"),
+            ([1] if user.attrs.get("login_profile") else [], "a login profile"),
+            ([1] if user.attrs.get("mfa_devices") else [], "MFA devices"),
+        ],
+    )
     store.delete_entity(user)
     return {}
 

@@ -56,6 +56,7 @@ class UserIdentity:
     account_id: str | None = None
     access_key_id: str | None = None
     user_name: str | None = None
+    invoked_by: str | None = None  # the tool or service that made the call on the identity's behalf
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -65,6 +66,7 @@ class UserIdentity:
             "accountId": self.account_id,
             "accessKeyId": self.access_key_id,
             "userName": self.user_name,
+            "invokedBy": self.invoked_by,
         }
         return {k: v for k, v in out.items() if v is not None}
 

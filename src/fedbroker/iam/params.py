@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from fedbroker.errors import ValidationError
 
 NAME = re.compile(r"[\w+=,.@-]+")
 PATH = re.compile(r"/|/[\x21-\x7e]+/")
 ARN = re.compile(r"arn:[\w+=/,.@-]+:[\w+=/,.@-]+:[\w+=/,.@-]*:[0-9]*:[\w+=,.@:/-]+")
+MAX_DESCRIPTION = 1000
+MAX_TAGS = 50
 
 
 class Params:
@@ -102,22 +104,29 @@ class Params:
 
     def tags(self, name: str = "Tags") -> dict[str, str]:
         """``Tags.member.N.Key`` / ``.Value`` with IAM's tag constraints."""
-        tags: dict[str, str] = {}
+        pairs: list[tuple[str, str]] = []
         index = 1
         while f"{name}.member.{index}.Key" in self.form:
             key = self.form[f"{name}.member.{index}.Key"]
-            value = self.form.get(f"{name}.member.{index}.Value", "")
-            if not 1 <= len(key) <= 128 or len(value) > 256:
-                raise ValidationError("tag keys must be 1 to 128 characters and values at most 256")
-            if key.lower().startswith("aws:"):
-                raise ValidationError(f"tag key `{key}` uses the reserved prefix `aws:`")
-            if key.lower() in (k.lower() for k in tags):
-                raise ValidationError(f"duplicate tag key `{key}` (tag keys are case-insensitive)")
-            tags[key] = value
+            pairs.append((key, self.form.get(f"{name}.member.{index}.Value", "")))
             index += 1
-        if len(tags) > 50:
-            raise ValidationError("at most 50 tags are allowed")
-        return tags
+        return validated_tags(pairs)
+
+
+def validated_tags(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Tags as IAM accepts them ("Tagging IAM resources"): raises :class:`ValidationError`."""
+    tags: dict[str, str] = {}
+    for key, value in pairs:
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise ValidationError("tag keys must be 1 to 128 characters and values at most 256")
+        if key.lower().startswith("aws:"):
+            raise ValidationError(f"tag key `{key}` uses the reserved prefix `aws:`")
+        if key.lower() in (k.lower() for k in tags):
+            raise ValidationError(f"duplicate tag key `{key}` (tag keys are case-insensitive)")
+        tags[key] = value
+    if len(tags) > MAX_TAGS:
+        raise ValidationError(f"at most {MAX_TAGS} tags are allowed")
+    return tags
 
 
 def _constraint(name: str, value: str, rule: str) -> ValidationError:

@@ -7,6 +7,7 @@ size limit of where it is used.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from fedbroker.iam.operations.common import (
     new_entity,
     tags_list,
 )
-from fedbroker.iam.params import NAME, Params
+from fedbroker.iam.params import MAX_DESCRIPTION, NAME, Params
 from fedbroker.iam.registry import operation
 from fedbroker.policy import PolicyKind, parse_policy
 from fedbroker.policy.kinds import policy_size
@@ -43,6 +44,19 @@ def validated(document: str, kind: PolicyKind) -> str:
     return document
 
 
+def check_inline_total(kind: Kind, owner_name: str, documents: Iterable[str]) -> None:
+    """IAM limits the inline policies of one user, group or role together ("IAM and AWS STS
+    quotas"); raises :class:`LimitExceededError` when ``documents`` are over that limit."""
+    rules = INLINE_KIND[kind].rules
+    total = sum(policy_size(document, rules.count_whitespace) for document in documents)
+    if total > rules.max_chars:
+        raise LimitExceededError(
+            f"maximum policy size of {rules.max_chars} characters "
+            f"exceeded for {kind.resource_type} `{owner_name}` "
+            "(all inline policies together)"
+        )
+
+
 def _encoded(document: str) -> str:
     # IAM returns documents URL-encoded (RFC 3986); botocore decodes them.
     return urllib.parse.quote(document)
@@ -59,18 +73,10 @@ def register_inline(kind: Kind, noun: str) -> None:
         owner = named(ctx, params, kind)
         name = params.req("PolicyName", max_len=128, pattern=NAME)
         document = validated(params.req("PolicyDocument", max_len=131072), INLINE_KIND[kind])
-        rules = INLINE_KIND[kind].rules
-        total = policy_size(document, rules.count_whitespace) + sum(
-            policy_size(p.document, rules.count_whitespace)
-            for p in ctx.store.list_inline(owner)
-            if p.name.lower() != name.lower()
-        )
-        if total > rules.max_chars:
-            raise LimitExceededError(
-                f"maximum policy size of {rules.max_chars} characters "
-                f"exceeded for {kind.resource_type} `{owner.name}` "
-                "(all inline policies together)"
-            )
+        others = [
+            p.document for p in ctx.store.list_inline(owner) if p.name.lower() != name.lower()
+        ]
+        check_inline_total(kind, owner.name, [document, *others])
         ctx.store.put_inline(owner, name, document)
         return {}
 
@@ -198,7 +204,7 @@ def create_policy(ctx: CallContext, params: Params) -> dict[str, Any]:
     name = params.req("PolicyName", max_len=128, pattern=NAME)
     document = validated(params.req("PolicyDocument", max_len=131072), PolicyKind.MANAGED)
     attrs: dict[str, object] = {"default_version": "v1", "next_version": 2, "tags": params.tags()}
-    description = params.opt("Description", max_len=1000)
+    description = params.opt("Description", max_len=MAX_DESCRIPTION)
     if description:
         attrs["description"] = description
     policy = new_entity(ctx, Kind.POLICY, name, params.path() or "/", attrs)

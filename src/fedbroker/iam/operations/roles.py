@@ -21,9 +21,13 @@ from fedbroker.iam.operations.common import (
 )
 from fedbroker.iam.operations.policies import validated
 from fedbroker.iam.operations.tagging import register_tagging
-from fedbroker.iam.params import Params
+from fedbroker.iam.params import MAX_DESCRIPTION, Params
 from fedbroker.iam.registry import operation
 from fedbroker.policy import PolicyKind
+
+# MaxSessionDuration bounds, in seconds (CreateRole).
+MIN_SESSION_DURATION = 3600
+MAX_SESSION_DURATION = 43200
 
 
 def role_dict(role: Entity, full: bool = True) -> dict[str, Any]:
@@ -53,10 +57,12 @@ def create_role(ctx: CallContext, params: Params) -> dict[str, Any]:
     trust = validated(params.req("AssumeRolePolicyDocument", max_len=131072), PolicyKind.TRUST)
     attrs: dict[str, object] = {
         "trust_policy": trust,
-        "max_session_duration": params.integer("MaxSessionDuration", 3600, 3600, 43200),
+        "max_session_duration": params.integer(
+            "MaxSessionDuration", MIN_SESSION_DURATION, MIN_SESSION_DURATION, MAX_SESSION_DURATION
+        ),
         "tags": params.tags(),
     }
-    description = params.opt("Description", max_len=1000)
+    description = params.opt("Description", max_len=MAX_DESCRIPTION)
     if description:
         attrs["description"] = description
     boundary = params.opt("PermissionsBoundary", max_len=2048)
@@ -77,9 +83,11 @@ def update_role(ctx: CallContext, params: Params) -> dict[str, Any]:
     role = named(ctx, params, Kind.ROLE)
     attrs = dict(role.attrs)
     if "MaxSessionDuration" in params.form:
-        attrs["max_session_duration"] = params.integer("MaxSessionDuration", 3600, 3600, 43200)
+        attrs["max_session_duration"] = params.integer(
+            "MaxSessionDuration", MIN_SESSION_DURATION, MIN_SESSION_DURATION, MAX_SESSION_DURATION
+        )
     if "Description" in params.form:
-        attrs["description"] = params.opt("Description", max_len=1000, min_len=0) or ""
+        attrs["description"] = params.opt("Description", max_len=MAX_DESCRIPTION, min_len=0) or ""
     ctx.store.update_entity(replace(role, attrs=attrs))
     return {}
 

@@ -5,12 +5,27 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from fedbroker.directory.model import Kind
+from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import LimitExceededError
 from fedbroker.iam.context import CallContext
 from fedbroker.iam.operations.common import arn_for, named, resource_tag_context, tags_list
-from fedbroker.iam.params import Params
+from fedbroker.iam.params import MAX_TAGS, Params
 from fedbroker.iam.registry import operation
+
+
+def merged_tags(entity: Entity, new: dict[str, str]) -> dict[str, str]:
+    """``entity``'s tags with ``new`` added; a key replaces one that differs only in case."""
+    merged = dict(entity.tags)
+    for key, value in new.items():
+        existing = next((k for k in merged if k.lower() == key.lower()), None)
+        if existing is not None:
+            del merged[existing]
+        merged[key] = value
+    if len(merged) > MAX_TAGS:
+        raise LimitExceededError(
+            f"the {entity.kind.resource_type} would have more than {MAX_TAGS} tags"
+        )
+    return merged
 
 
 def register_tagging(kind: Kind, noun: str) -> None:
@@ -20,14 +35,7 @@ def register_tagging(kind: Kind, noun: str) -> None:
 
     def tag(ctx: CallContext, params: Params) -> dict[str, Any]:
         entity = named(ctx, params, kind)
-        merged = dict(entity.tags)
-        for key, value in params.tags().items():
-            existing = next((k for k in merged if k.lower() == key.lower()), None)
-            if existing is not None:
-                del merged[existing]
-            merged[key] = value
-        if len(merged) > 50:
-            raise LimitExceededError(f"the {kind.resource_type} would have more than 50 tags")
+        merged = merged_tags(entity, params.tags())
         ctx.store.update_entity(replace(entity, attrs={**entity.attrs, "tags": merged}))
         return {}
 

@@ -182,3 +182,19 @@ def test_installed_entry_point_runs_the_readme_example() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["decision"] == "Allow"
+
+
+def test_simulate_jsonl_cache_never_hides_a_malformed_line(runner: CliRunner) -> None:
+    policies = json.dumps({"identity": [GOOD]})
+    ok = f'{{"policies": {policies}, "request": {json.dumps(request()["request"])}}}'
+    duplicated = policies.replace('"Effect": "Allow"', '"Effect": "Deny", "Effect": "Allow"')
+    bad_policies = ok.replace(policies, duplicated)
+    bad_request = ok.replace('"action": "s3:GetObject"', '"action": "s3:GetObject", "action": "x"')
+    extra_field = ok[:-1] + ', "extra": 1}'
+    lines = "\n".join([ok, bad_policies, bad_request, extra_field, ok])
+    result = runner.invoke(main, ["policy", "simulate", "--jsonl"], input=lines)
+    outputs = [json.loads(x) for x in result.output.splitlines()]
+    assert [o.get("decision") for o in outputs] == ["Allow", None, None, None, "Allow"]
+    assert "duplicate key `Effect`" in outputs[1]["error"]["message"]
+    assert "duplicate key `action`" in outputs[2]["error"]["message"]
+    assert "unknown field `extra`" in outputs[3]["error"]["message"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from fedbroker.policy.conditions import ConditionMiss
 from fedbroker.policy.principals import Via
@@ -19,8 +19,11 @@ class Effect(Enum):
     IMPLICIT_DENY = "ImplicitDeny"
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+# Named tuples, not frozen dataclasses: these are built on every decision, and a tuple is the
+# cheapest immutable value Python constructs.
+
+
+class Match(NamedTuple):
     statement: Statement
     via: Via | None
     error: ConditionMiss | None = None  # a Deny that applied because a condition errored
@@ -34,8 +37,7 @@ class Match:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Miss:
+class Miss(NamedTuple):
     """A statement whose action, resource and principal matched but a condition did not."""
 
     statement: Statement
@@ -59,8 +61,7 @@ def _statement_ref(stmt: Statement) -> dict[str, object]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class GroupOutcome:
+class GroupOutcome(NamedTuple):
     label: str
     allows: list[Match]
     denies: list[Match]
@@ -83,17 +84,20 @@ class GroupOutcome:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     effect: Effect
     decided_by: str
-    reason: str
     outcomes: tuple[GroupOutcome, ...]
     deciding_match: Match | None
+    why: Callable[[], str]  # the summary, formatted only when someone reads it
 
     @property
     def allowed(self) -> bool:
         return self.effect is Effect.ALLOW
+
+    @property
+    def reason(self) -> str:
+        return self.why()
 
     def explanation(self) -> dict[str, object]:
         """A JSON-ready account of the decision: who decided, and what each policy type said."""

@@ -22,7 +22,7 @@ and SCPs do not apply to them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from fedbroker.policy.conditions import ConditionMiss
@@ -107,6 +107,7 @@ class PolicySet:
     _groups: dict[str, PolicyGroup] = field(init=False, repr=False)
     _scp: tuple[PolicyGroup, ...] = field(init=False, repr=False)
     _rcp: tuple[PolicyGroup, ...] = field(init=False, repr=False)
+    _identity_only: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         groups = {"identity": PolicyGroup("identity", self.identity)}
@@ -119,6 +120,7 @@ class PolicySet:
         self._groups = groups
         self._scp = tuple(PolicyGroup(f"scp[{i}]", lvl) for i, lvl in enumerate(self.scp))
         self._rcp = tuple(PolicyGroup(f"rcp[{i}]", lvl) for i, lvl in enumerate(self.rcp))
+        self._identity_only = len(groups) == 1 and not self._scp and not self._rcp
 
     def authorize(self, request: Request) -> Decision:
         return authorize(self, request)
@@ -128,6 +130,14 @@ def authorize(policies: PolicySet, request: Request) -> Decision:
     """Decide ``request`` against ``policies``. Never raises for a well-formed request."""
     principal = request.principal
     iam_principal = principal is None or principal.type.has_identity_policies
+    if (
+        policies._identity_only
+        and iam_principal
+        and request.same_account
+        and (principal is None or principal.type is not PrincipalType.ROOT)
+    ):
+        return _identity_only(policies._groups["identity"].evaluate(request), request)
+
     outcomes: list[GroupOutcome] = []
     scp = [g.evaluate(request) for g in policies._scp] if iam_principal else []
     rcp = [g.evaluate(request) for g in policies._rcp]
@@ -136,26 +146,15 @@ def authorize(policies: PolicySet, request: Request) -> Decision:
     outcomes.extend(scp)
     outcomes.extend(rcp)
     outcomes.extend(groups.values())
+    final = tuple(outcomes)
 
     for outcome in outcomes:
         if outcome.denies:
-            match = outcome.denies[0]
-            return Decision(
-                Effect.EXPLICIT_DENY,
-                outcome.label,
-                f"explicitly denied by {match.statement.describe()}" + _kind(outcome.label),
-                tuple(outcomes),
-                match,
-            )
+            return _explicit(outcome, final)
 
     for outcome in scp:
         if not outcome.allows:
-            return _implicit(
-                outcome.label,
-                f"the service control policies at level "
-                f"{outcome.label[4:-1]} do not allow `{request.action}`",
-                outcomes,
-            )
+            return _scp_gap(outcome, final, request)
 
     resource = groups.get("resource")
     resource_allows = resource.allows if resource is not None else []
@@ -165,20 +164,23 @@ def authorize(policies: PolicySet, request: Request) -> Decision:
 
     if not iam_principal:
         if direct is not None:
-            return _allow("resource", direct, outcomes)
-        reason = (
-            "no resource-based policy allows this principal"
-            if resource is not None
-            else "a principal outside the account needs a resource-based policy to allow it"
+            return _allow("resource", direct, final)
+        if resource is not None:
+            return _implicit(
+                "resource", final, lambda: "no resource-based policy allows this principal"
+            )
+        return _implicit(
+            "resource",
+            final,
+            lambda: "a principal outside the account needs a resource-based policy to allow it",
         )
-        return _implicit("resource", reason, outcomes)
 
     # The identity side: identity policies (plus a same-account grant to the role ARN), capped
     # by the permissions boundary and the session policies.
     same_account = request.same_account
+    gap = "identity"  # which part of the identity side failed, for the explanation
     if principal is not None and principal.type is PrincipalType.ROOT:
         identity_ok, identity_label, identity_match = True, "root", None
-        identity_gap = ""
     else:
         identity = groups["identity"]
         identity_match = identity.allows[0] if identity.allows else None
@@ -186,35 +188,67 @@ def authorize(policies: PolicySet, request: Request) -> Decision:
             identity_match = via_role
         identity_ok = identity_match is not None
         identity_label = "resource" if identity_ok and not identity.allows else "identity"
-        identity_gap = f"no identity-based policy allows `{request.action}` on `{request.resource}`"
-        for cap, text in (
-            ("boundary", "the permissions boundary"),
-            ("session", "the session policy"),
-        ):
+        for cap in ("boundary", "session"):
             capped = groups.get(cap)
             if identity_ok and capped is not None and not capped.allows:
-                identity_ok, identity_label = False, cap
-                identity_gap = f"{text} does not allow `{request.action}` on `{request.resource}`"
+                identity_ok, identity_label, gap = False, cap, cap
 
     if same_account:
         if direct is not None:
-            return _allow("resource", direct, outcomes)
+            return _allow("resource", direct, final)
         if identity_ok:
-            return _allow(identity_label, identity_match, outcomes)
-        return _implicit(identity_label, identity_gap, outcomes)
+            return _allow(identity_label, identity_match, final)
+        return _implicit(identity_label, final, lambda: _gap(gap, request))
 
     resource_grant = direct or via_role or via_account
     if resource_grant is None:
         return _implicit(
             "resource",
-            "a cross-account request needs the resource-based policy to allow it, and it does not",
-            outcomes,
+            final,
+            lambda: (
+                "a cross-account request needs the resource-based policy to allow it, and it does "
+                "not"
+            ),
         )
     if not identity_ok:
         return _implicit(
-            identity_label, identity_gap + " (cross-account requests need both sides)", outcomes
+            identity_label,
+            final,
+            lambda: _gap(gap, request) + " (cross-account requests need both sides)",
         )
-    return _allow("resource", resource_grant, outcomes)
+    return _allow("resource", resource_grant, final)
+
+
+def _scp_gap(
+    outcome: GroupOutcome, outcomes: tuple[GroupOutcome, ...], request: Request
+) -> Decision:
+    level = outcome.label[4:-1]
+    return _implicit(
+        outcome.label,
+        outcomes,
+        lambda: f"the service control policies at level {level} do not allow `{request.action}`",
+    )
+
+
+def _identity_only(outcome: GroupOutcome, request: Request) -> Decision:
+    """The common case: identity-based policies alone decide."""
+    outcomes = (outcome,)
+    if outcome.denies:
+        return _explicit(outcome, outcomes)
+    if outcome.allows:
+        return _allow("identity", outcome.allows[0], outcomes)
+    return _implicit("identity", outcomes, lambda: _gap("identity", request))
+
+
+_GAPS = {
+    "identity": "no identity-based policy allows",
+    "boundary": "the permissions boundary does not allow",
+    "session": "the session policy does not allow",
+}
+
+
+def _gap(part: str, request: Request) -> str:
+    return f"{_GAPS[part]} `{request.action}` on `{request.resource}`"
 
 
 def _first(matches: Sequence[Match], kinds: tuple[Via, ...]) -> Match | None:
@@ -224,31 +258,54 @@ def _first(matches: Sequence[Match], kinds: tuple[Via, ...]) -> Match | None:
     return None
 
 
+_KIND_NAMES = {
+    "identity": "identity-based policy",
+    "boundary": "permissions boundary",
+    "session": "session policy",
+    "resource": "resource-based policy",
+}
+
+
 def _kind(label: str) -> str:
-    names = {
-        "identity": "identity-based policy",
-        "boundary": "permissions boundary",
-        "session": "session policy",
-        "resource": "resource-based policy",
-    }
     if label.startswith("scp"):
         return " (service control policy)"
     if label.startswith("rcp"):
         return " (resource control policy)"
-    return f" ({names.get(label, label)})"
+    return f" ({_KIND_NAMES.get(label, label)})"
 
 
-def _allow(label: str, match: Match | None, outcomes: Sequence[GroupOutcome]) -> Decision:
-    reason = (
-        "allowed: the root user has full access in its own account"
-        if match is None
-        else f"allowed by {match.statement.describe()}{_kind(label)}"
+def _explicit(outcome: GroupOutcome, outcomes: tuple[GroupOutcome, ...]) -> Decision:
+    match = outcome.denies[0]
+    label = outcome.label
+    return Decision(
+        Effect.EXPLICIT_DENY,
+        label,
+        outcomes,
+        match,
+        lambda: f"explicitly denied by {match.statement.describe()}{_kind(label)}",
     )
-    return Decision(Effect.ALLOW, label, reason, tuple(outcomes), match)
 
 
-def _implicit(label: str, reason: str, outcomes: Sequence[GroupOutcome]) -> Decision:
-    return Decision(Effect.IMPLICIT_DENY, label, reason, tuple(outcomes), None)
+def _allow(label: str, match: Match | None, outcomes: tuple[GroupOutcome, ...]) -> Decision:
+    if match is None:
+        return Decision(
+            Effect.ALLOW,
+            label,
+            outcomes,
+            None,
+            lambda: "allowed: the root user has full access in its own account",
+        )
+    return Decision(
+        Effect.ALLOW,
+        label,
+        outcomes,
+        match,
+        lambda: f"allowed by {match.statement.describe()}{_kind(label)}",
+    )
+
+
+def _implicit(label: str, outcomes: tuple[GroupOutcome, ...], why: Callable[[], str]) -> Decision:
+    return Decision(Effect.IMPLICIT_DENY, label, outcomes, None, why)
 
 
 __all__ = ["ConditionMiss", "PolicyGroup", "PolicySet", "authorize"]

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from fedbroker.policy.conditions import ContextValue
 
@@ -116,6 +117,8 @@ def normalize_context(context: Mapping[str, object]) -> dict[str, ContextValue]:
 
     ``ValueError`` (safe message) for a value that is neither.
     """
+    if all(type(v) is str for v in context.values()):
+        return {str(k).lower(): v for k, v in context.items()}  # type: ignore[misc]
     out: dict[str, ContextValue] = {}
     for key, value in context.items():
         if not isinstance(key, str):
@@ -141,9 +144,11 @@ def normalize_context(context: Mapping[str, object]) -> dict[str, ContextValue]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One authorization question. Build it with :func:`make_request`."""
+class Request(NamedTuple):
+    """One authorization question. Build it with :func:`make_request`.
+
+    A named tuple rather than a frozen dataclass: one is built per decision.
+    """
 
     action: str
     action_key: str  # lower-cased, for matching

@@ -39,7 +39,24 @@ class Simulator:
         self._sets: dict[str, PolicySet] = {}
 
     def run_line(self, line: str) -> dict[str, Any]:
-        """One JSON request text in, one result object out; errors become ``{"error": ...}``."""
+        """One JSON request text in, one result object out; errors become ``{"error": ...}``.
+
+        The line is read with the fast plain parser; the strict parser (which refuses
+        duplicate keys) runs only when the policies are not already compiled.
+        """
+        spans = _top_level_spans(line)
+        if spans is not None and "policies" in spans and "request" in spans:
+            start, end = spans["policies"]
+            cached = self._sets.get(line[start:end])
+            if cached is not None:
+                try:
+                    request = json.loads(
+                        line[slice(*spans["request"])], object_pairs_hook=reject_duplicate_keys
+                    )
+                    if len(spans) == 2:
+                        return cached.authorize(build_request(request)).to_dict()
+                except (DuplicateKeyError, FedbrokerError, json.JSONDecodeError):
+                    pass  # the full path below reports it
         try:
             data = json.loads(line, object_pairs_hook=reject_duplicate_keys)
         except DuplicateKeyError as exc:
@@ -51,9 +68,12 @@ class Simulator:
                     f"at line {exc.lineno} column {exc.colno}"
                 )
             )
+        if spans is not None and "policies" in spans and isinstance(data, Mapping):
+            start, end = spans["policies"]
+            return self.run(data, line[start:end])
         return self.run(data)
 
-    def run(self, data: Any) -> dict[str, Any]:
+    def run(self, data: Any, policies_text: str | None = None) -> dict[str, Any]:
         try:
             if not isinstance(data, Mapping):
                 raise ValidationError("a simulate request must be a JSON object")
@@ -62,17 +82,18 @@ class Simulator:
                 raise ValidationError(
                     f"unknown field `{unknown[0]}` (expected `policies` and `request`)"
                 )
-            policies = self.policy_set(data.get("policies") or {})
+            policies = self.policy_set(data.get("policies") or {}, policies_text)
             request = build_request(data.get("request"))
             decision: Decision = policies.authorize(request)
             return decision.to_dict()
         except FedbrokerError as exc:
             return error_result(exc)
 
-    def policy_set(self, raw: Any) -> PolicySet:
+    def policy_set(self, raw: Any, text: str | None = None) -> PolicySet:
+        """The compiled set for ``raw``, cached under its JSON text (``text`` if given)."""
         if not isinstance(raw, Mapping):
             raise ValidationError("`policies` must be an object")
-        key = json.dumps(raw, sort_keys=True, separators=(",", ":"))
+        key = text if text is not None else json.dumps(raw, separators=(",", ":"))
         cached = self._sets.get(key)
         if cached is not None:
             return cached
@@ -81,6 +102,49 @@ class Simulator:
             self._sets.clear()
         self._sets[key] = built
         return built
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = " \t\n\r"
+
+
+def _top_level_spans(line: str) -> dict[str, tuple[int, int]] | None:
+    """Where each top-level member's value lies in ``line``; ``None`` if it is not a plain
+    object with unique keys (the strict parser then explains what is wrong).
+
+    Compiled policy sets are cached under the exact text of ``policies``, so a bulk run that
+    repeats a policy set neither re-parses nor re-serialises it.
+    """
+    try:
+        index = _skip(line, 0)
+        if line[index] != "{":
+            return None
+        spans: dict[str, tuple[int, int]] = {}
+        index = _skip(line, index + 1)
+        while line[index] != "}":
+            if line[index] != '"':
+                return None
+            key, index = json.decoder.scanstring(line, index + 1)  # type: ignore[attr-defined]
+            index = _skip(line, index)
+            if line[index] != ":" or key in spans:
+                return None
+            start = _skip(line, index + 1)
+            _, end = _DECODER.raw_decode(line, start)
+            spans[key] = (start, end)
+            index = _skip(line, end)
+            if line[index] == ",":
+                index = _skip(line, index + 1)
+            elif line[index] != "}":
+                return None
+        return spans if not line[index + 1 :].strip() else None
+    except (IndexError, ValueError):
+        return None
+
+
+def _skip(text: str, index: int) -> int:
+    while text[index] in _SPACE:
+        index += 1
+    return index
 
 
 def error_result(exc: FedbrokerError) -> dict[str, Any]:

@@ -3,11 +3,18 @@
 Documents were validated when written, so compiling them here cannot fail for a good
 directory; a document that no longer parses (written by an older version) is skipped and the
 principal simply gets less access, never more.
+
+The same compiled policies serve two readers: the authorizer of every call (a
+:class:`PolicySet`) and the policy simulator, which also needs to say where each policy came
+from (:class:`PolicySource`). Both come from one build, so a simulation sees exactly the
+policies a real call is decided by.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
+from enum import Enum
 
 from fedbroker.directory.model import Entity, Kind
 from fedbroker.directory.store import Store
@@ -20,6 +27,43 @@ _INLINE_KIND = {
     Kind.ROLE: PolicyKind.INLINE_ROLE,
 }
 
+_DENY_ALL = '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}'
+
+
+class SourceType(Enum):
+    """Where a policy comes from, in IAM's ``PolicySourceType`` vocabulary."""
+
+    USER = "user"  # inline policy of a user
+    GROUP = "group"  # inline policy of a group
+    ROLE = "role"  # inline policy of a role
+    AWS_MANAGED = "aws-managed"
+    USER_MANAGED = "user-managed"  # customer managed policy
+    RESOURCE = "resource"
+    NONE = "none"  # given with the request, stored nowhere
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """One compiled policy and where it came from.
+
+    ``source_id`` is what IAM's simulator calls ``SourcePolicyId``: the inline policy's name or
+    the managed policy's name. ``document`` is the text as stored (for statement positions).
+    """
+
+    source_id: str
+    source_type: SourceType
+    policy: Policy
+    document: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalPolicies:
+    """Every policy that applies to one principal, and the policy set built from them."""
+
+    identity: tuple[PolicySource, ...]
+    boundary: PolicySource | None
+    policy_set: PolicySet = field(compare=False)
+
 
 class PolicyCache:
     """Compiled policy sets per principal, dropped whenever the directory version moves."""
@@ -28,25 +72,30 @@ class PolicyCache:
         self.store = store
         self._lock = threading.Lock()
         self._version = -1
-        self._sets: dict[str, PolicySet] = {}
+        self._built: dict[str, PrincipalPolicies] = {}
 
     def for_principal(self, entity: Entity) -> PolicySet:
+        """The policy set that decides ``entity``'s requests."""
+        return self.sources(entity).policy_set
+
+    def sources(self, entity: Entity) -> PrincipalPolicies:
+        """The policies of a user (with its groups'), group or role, with their sources."""
         version = self.store.directory_version()
         with self._lock:
             if version != self._version:
-                self._sets.clear()
+                self._built.clear()
                 self._version = version
-            found = self._sets.get(entity.id)
+            found = self._built.get(entity.id)
         if found is not None:
             return found
         built = self._build(entity)
         with self._lock:
             if self._version == version:
-                self._sets[entity.id] = built
+                self._built[entity.id] = built
         return built
 
-    def _build(self, entity: Entity) -> PolicySet:
-        identity: list[Policy] = []
+    def _build(self, entity: Entity) -> PrincipalPolicies:
+        identity: list[PolicySource] = []
         owners = [entity]
         if entity.kind is Kind.USER:
             owners += self.store.groups_of(entity)
@@ -55,37 +104,48 @@ class PolicyCache:
                 label = f"{owner.kind.resource_type}/{owner.name}/{inline.name}"
                 compiled = _compile(inline.document, _INLINE_KIND[owner.kind], label)
                 if compiled is not None:
-                    identity.append(compiled)
+                    source_type = SourceType(owner.kind.resource_type)
+                    identity.append(
+                        PolicySource(inline.name, source_type, compiled, inline.document)
+                    )
             for managed in self.store.attached(owner):
-                compiled = self._managed(managed)
-                if compiled is not None:
-                    identity.append(compiled)
+                source = self._managed(managed)
+                if source is not None:
+                    identity.append(source)
         boundary = None
         boundary_arn = entity.attrs.get("permissions_boundary")
         if isinstance(boundary_arn, str):
             boundary = self._managed_by_arn(entity.account_id, boundary_arn)
             if boundary is None:
                 # A boundary that cannot be read allows nothing rather than everything.
-                boundary = parse_policy(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}],
-                    },
-                    name=boundary_arn,
+                boundary = PolicySource(
+                    boundary_arn.rsplit("/", 1)[-1],
+                    SourceType.USER_MANAGED,
+                    parse_policy(_DENY_ALL, name=boundary_arn),
+                    _DENY_ALL,
                 )
-        return PolicySet(identity=identity, boundary=boundary)
+        policy_set = PolicySet(
+            identity=[s.policy for s in identity],
+            boundary=boundary.policy if boundary is not None else None,
+        )
+        return PrincipalPolicies(tuple(identity), boundary, policy_set)
 
-    def _managed_by_arn(self, account_id: str, arn: str) -> Policy | None:
+    def _managed_by_arn(self, account_id: str, arn: str) -> PolicySource | None:
         try:
             policy = self.store.get_entity(account_id, Kind.POLICY, arn.rsplit("/", 1)[-1])
         except NoSuchEntityError:
             return None
         return self._managed(policy)
 
-    def _managed(self, policy: Entity) -> Policy | None:
+    def _managed(self, policy: Entity) -> PolicySource | None:
         for version in self.store.list_versions(policy):
             if version.is_default:
-                return _compile(version.document, PolicyKind.MANAGED, policy.arn)
+                compiled = _compile(version.document, PolicyKind.MANAGED, policy.arn)
+                if compiled is None:
+                    return None
+                return PolicySource(
+                    policy.name, SourceType.USER_MANAGED, compiled, version.document
+                )
         return None
 
 

@@ -1,7 +1,8 @@
 """AWS Query protocol XML: responses and ``ErrorResponse`` documents.
 
 Results are plain structures whose keys are AWS member names; lists become ``member``
-elements, datetimes ISO 8601 in UTC, booleans ``true``/``false``.
+elements, maps (:class:`~fedbroker.iam.shapes.XmlMap`) ``entry`` elements with a ``key`` and a
+``value``, datetimes ISO 8601 in UTC, booleans ``true``/``false``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,20 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
+from fedbroker.iam.shapes import XmlMap
+
 IAM_NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
 
 
 def _render(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
+    if isinstance(value, XmlMap):
+        for key, item in value.items():
+            if item is None:
+                continue
+            out.append(f"<entry><key>{escape(str(key))}</key><value>")
+            _render(item, out)
+            out.append("</value></entry>")
+    elif isinstance(value, dict):
         for key, item in value.items():
             if item is None:
                 continue

@@ -6,21 +6,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     create_engine,
     delete,
     event,
     func,
     insert,
     select,
+    text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from fedbroker.directory import schema as t
@@ -43,15 +46,35 @@ def migrate(engine: Engine) -> None:
         "script_location", str(resources.files("fedbroker.directory") / "migrations")
     )
     with engine.begin() as connection:
+        _lock_for_migration(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
 
+# An arbitrary application-wide key ("fedb") for PostgreSQL's advisory lock.
+_MIGRATION_LOCK_KEY = 0x66656462
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Serialize migrations: replicas that start together on a new database would otherwise
+    all try to create the same tables. The lock lasts until the migration commits; whoever
+    comes next finds the schema current and does nothing."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        # pysqlite opens transactions lazily and never for DDL; take the write lock up front.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every time in the directory is UTC.
-    if value is not None and value.tzinfo is None:
+    # Every time in the directory is UTC. SQLite keeps no offset (it stores the wall-clock
+    # digits and hands back naive values), so times are converted before they are written;
+    # PostgreSQL answers in the session's time zone, so they are converted when read too.
+    if value is None:
+        return None
+    if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value
+    return value.astimezone(UTC)
 
 
 def _required_utc(value: datetime) -> datetime:
@@ -91,19 +114,19 @@ class SqlStore:
     # --- accounts ---------------------------------------------------------------------------
 
     def create_account(self, account: Account) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    insert(t.accounts).values(
-                        id=account.id,
-                        alias=account.alias,
-                        root_email=account.root_email,
-                        root_password_hash=account.root_password_hash,
-                        created=account.created,
-                    )
+        exists = f"account `{account.id}` already exists"
+        if account.alias is not None:
+            exists = f"account `{account.id}` or alias `{account.alias}` already exists"
+        with _constraints(exists=exists), self._write() as conn:
+            conn.execute(
+                insert(t.accounts).values(
+                    id=account.id,
+                    alias=account.alias,
+                    root_email=account.root_email,
+                    root_password_hash=account.root_password_hash,
+                    created=_required_utc(account.created),
                 )
-        except IntegrityError:
-            raise EntityAlreadyExistsError(f"account `{account.id}` already exists") from None
+            )
 
     def get_account(self, account_id: str) -> Account:
         with self.engine.connect() as conn:
@@ -120,13 +143,14 @@ class SqlStore:
     # --- entities ---------------------------------------------------------------------------
 
     def create_entity(self, entity: Entity) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(insert(t.entities).values(**_entity_row(entity)))
-        except IntegrityError:
-            raise EntityAlreadyExistsError(
-                f"{entity.kind.resource_type} with name `{entity.name}` already exists"
-            ) from None
+        with (
+            _constraints(
+                exists=f"{entity.kind.resource_type} with name `{entity.name}` already exists",
+                missing=f"the account `{entity.account_id}` does not exist",
+            ),
+            self._write() as conn,
+        ):
+            conn.execute(insert(t.entities).values(**_entity_row(entity)))
 
     def get_entity(self, account_id: str, kind: Kind, name: str) -> Entity:
         with self.engine.connect() as conn:
@@ -161,19 +185,20 @@ class SqlStore:
 
     def update_entity(self, entity: Entity) -> None:
         row = _entity_row(entity)
-        try:
-            with self._write() as conn:
-                done = conn.execute(
-                    update(t.entities)
-                    .where(t.entities.c.id == entity.id)
-                    .values(**{k: v for k, v in row.items() if k != "id"})
-                )
-        except IntegrityError:
-            raise EntityAlreadyExistsError(
-                f"{entity.kind.resource_type} with name `{entity.name}` already exists"
-            ) from None
-        if done.rowcount == 0:
-            raise NoSuchEntityError(f"the {entity.kind.resource_type} `{entity.name}` is gone")
+        with (
+            _constraints(
+                exists=f"{entity.kind.resource_type} with name `{entity.name}` already exists",
+                missing=f"the account `{entity.account_id}` does not exist",
+            ),
+            self._write() as conn,
+        ):
+            done = conn.execute(
+                update(t.entities)
+                .where(t.entities.c.id == entity.id)
+                .values(**{k: v for k, v in row.items() if k != "id"})
+            )
+            if done.rowcount == 0:
+                raise NoSuchEntityError(f"the {entity.kind.resource_type} `{entity.name}` is gone")
 
     def delete_entity(self, entity: Entity) -> None:
         with self._write() as conn:
@@ -184,25 +209,23 @@ class SqlStore:
                 (t.attachments, t.attachments.c.policy_id),
                 (t.inline_policies, t.inline_policies.c.owner_id),
                 (t.policy_versions, t.policy_versions.c.policy_id),
+                (t.access_keys, t.access_keys.c.user_id),
             ):
                 conn.execute(delete(table).where(column == entity.id))
             done = conn.execute(delete(t.entities).where(t.entities.c.id == entity.id))
-        if done.rowcount == 0:
-            raise NoSuchEntityError(
-                f"the {entity.kind.resource_type} with name `{entity.name}` cannot be found"
-            )
+            if done.rowcount == 0:
+                raise NoSuchEntityError(
+                    f"the {entity.kind.resource_type} with name `{entity.name}` cannot be found"
+                )
 
     # --- membership -------------------------------------------------------------------------
 
     def add_member(self, group: Entity, user: Entity) -> None:
-        with self._write() as conn:
-            exists = conn.execute(
-                select(t.memberships).where(
-                    t.memberships.c.group_id == group.id, t.memberships.c.user_id == user.id
-                )
-            ).first()
-            if exists is None:
-                conn.execute(insert(t.memberships).values(group_id=group.id, user_id=user.id))
+        missing = f"the user `{user.name}` or the group `{group.name}` cannot be found"
+        with _constraints(missing=missing), self._write() as conn:
+            conn.execute(
+                _insert_or_ignore(conn, t.memberships).values(group_id=group.id, user_id=user.id)
+            )
 
     def remove_member(self, group: Entity, user: Entity) -> None:
         with self._write() as conn:
@@ -211,8 +234,10 @@ class SqlStore:
                     t.memberships.c.group_id == group.id, t.memberships.c.user_id == user.id
                 )
             )
-        if done.rowcount == 0:
-            raise NoSuchEntityError(f"the user `{user.name}` is not in the group `{group.name}`")
+            if done.rowcount == 0:
+                raise NoSuchEntityError(
+                    f"the user `{user.name}` is not in the group `{group.name}`"
+                )
 
     def groups_of(self, user: Entity) -> list[Entity]:
         return self._related(t.memberships.c.user_id, user.id, t.memberships.c.group_id)
@@ -233,14 +258,16 @@ class SqlStore:
     # --- attachments ------------------------------------------------------------------------
 
     def attach(self, owner: Entity, policy: Entity) -> None:
-        with self._write() as conn:
-            exists = conn.execute(
-                select(t.attachments).where(
-                    t.attachments.c.owner_id == owner.id, t.attachments.c.policy_id == policy.id
+        missing = (
+            f"the policy `{policy.arn}` or the {owner.kind.resource_type} `{owner.name}` "
+            "cannot be found"
+        )
+        with _constraints(missing=missing), self._write() as conn:
+            conn.execute(
+                _insert_or_ignore(conn, t.attachments).values(
+                    owner_id=owner.id, policy_id=policy.id
                 )
-            ).first()
-            if exists is None:
-                conn.execute(insert(t.attachments).values(owner_id=owner.id, policy_id=policy.id))
+            )
 
     def detach(self, owner: Entity, policy: Entity) -> None:
         with self._write() as conn:
@@ -249,11 +276,11 @@ class SqlStore:
                     t.attachments.c.owner_id == owner.id, t.attachments.c.policy_id == policy.id
                 )
             )
-        if done.rowcount == 0:
-            raise NoSuchEntityError(
-                f"policy `{policy.arn}` is not attached to {owner.kind.resource_type} "
-                f"`{owner.name}`"
-            )
+            if done.rowcount == 0:
+                raise NoSuchEntityError(
+                    f"policy `{policy.arn}` is not attached to {owner.kind.resource_type} "
+                    f"`{owner.name}`"
+                )
 
     def attached(self, owner: Entity) -> list[Entity]:
         return self._related(t.attachments.c.owner_id, owner.id, t.attachments.c.policy_id)
@@ -264,22 +291,13 @@ class SqlStore:
     # --- inline policies --------------------------------------------------------------------
 
     def put_inline(self, owner: Entity, name: str, document: str) -> None:
-        key = name.lower()
-        with self._write() as conn:
-            done = conn.execute(
-                update(t.inline_policies)
-                .where(
-                    t.inline_policies.c.owner_id == owner.id,
-                    t.inline_policies.c.name_key == key,
+        missing = f"the {owner.kind.resource_type} with name `{owner.name}` cannot be found"
+        with _constraints(missing=missing), self._write() as conn:
+            conn.execute(
+                _upsert(conn, t.inline_policies, ("owner_id", "name_key")).values(
+                    owner_id=owner.id, name_key=name.lower(), name=name, document=document
                 )
-                .values(name=name, document=document)
             )
-            if done.rowcount == 0:
-                conn.execute(
-                    insert(t.inline_policies).values(
-                        owner_id=owner.id, name_key=key, name=name, document=document
-                    )
-                )
 
     def get_inline(self, owner: Entity, name: str) -> InlinePolicy:
         with self.engine.connect() as conn:
@@ -303,10 +321,10 @@ class SqlStore:
                     t.inline_policies.c.name_key == name.lower(),
                 )
             )
-        if done.rowcount == 0:
-            raise NoSuchEntityError(
-                f"the {owner.kind.resource_type} policy with name `{name}` cannot be found"
-            )
+            if done.rowcount == 0:
+                raise NoSuchEntityError(
+                    f"the {owner.kind.resource_type} policy with name `{name}` cannot be found"
+                )
 
     def list_inline(self, owner: Entity) -> list[InlinePolicy]:
         with self.engine.connect() as conn:
@@ -320,7 +338,13 @@ class SqlStore:
     # --- policy versions --------------------------------------------------------------------
 
     def add_version(self, policy: Entity, version: PolicyVersion) -> None:
-        with self._write() as conn:
+        with (
+            _constraints(
+                exists=f"policy `{policy.arn}` version `{version.version_id}` already exists",
+                missing=f"policy `{policy.arn}` does not exist",
+            ),
+            self._write() as conn,
+        ):
             if version.is_default:
                 conn.execute(
                     update(t.policy_versions)
@@ -333,7 +357,7 @@ class SqlStore:
                     version_id=version.version_id,
                     document=version.document,
                     is_default=version.is_default,
-                    created=version.created,
+                    created=_required_utc(version.created),
                 )
             )
 
@@ -352,21 +376,23 @@ class SqlStore:
 
     def set_default_version(self, policy: Entity, version_id: str) -> None:
         with self._write() as conn:
+            # Update first, check after: the update holds the write lock (SQLite) or the rows
+            # (PostgreSQL), so the version cannot vanish between the check and the change.
+            conn.execute(
+                update(t.policy_versions)
+                .where(t.policy_versions.c.policy_id == policy.id)
+                .values(is_default=t.policy_versions.c.version_id == version_id)
+            )
             exists = conn.execute(
                 select(t.policy_versions.c.version_id).where(
                     t.policy_versions.c.policy_id == policy.id,
                     t.policy_versions.c.version_id == version_id,
                 )
             ).first()
-            if exists is None:
+            if exists is None:  # rolls the update back
                 raise NoSuchEntityError(
                     f"policy `{policy.arn}` version `{version_id}` does not exist"
                 )
-            conn.execute(
-                update(t.policy_versions)
-                .where(t.policy_versions.c.policy_id == policy.id)
-                .values(is_default=t.policy_versions.c.version_id == version_id)
-            )
 
     def delete_version(self, policy: Entity, version_id: str) -> None:
         with self._write() as conn:
@@ -376,13 +402,22 @@ class SqlStore:
                     t.policy_versions.c.version_id == version_id,
                 )
             )
-        if done.rowcount == 0:
-            raise NoSuchEntityError(f"policy `{policy.arn}` version `{version_id}` does not exist")
+            if done.rowcount == 0:
+                raise NoSuchEntityError(
+                    f"policy `{policy.arn}` version `{version_id}` does not exist"
+                )
 
     # --- access keys ------------------------------------------------------------------------
 
     def create_access_key(self, key: AccessKey) -> None:
-        with self._write() as conn:
+        owner = f"user `{key.user_id}`" if key.user_id else f"account `{key.account_id}`"
+        with (
+            _constraints(
+                exists=f"the access key with id `{key.access_key_id}` already exists",
+                missing=f"the {owner} cannot be found",
+            ),
+            self._write() as conn,
+        ):
             conn.execute(
                 insert(t.access_keys).values(
                     access_key_id=key.access_key_id,
@@ -390,7 +425,7 @@ class SqlStore:
                     user_id=key.user_id,
                     sealed_secret=key.sealed_secret,
                     status=key.status.value,
-                    created=key.created,
+                    created=_required_utc(key.created),
                 )
             )
 
@@ -424,16 +459,16 @@ class SqlStore:
                 .where(t.access_keys.c.access_key_id == access_key_id)
                 .values(status=status.value)
             )
-        if done.rowcount == 0:
-            raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
+            if done.rowcount == 0:
+                raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
 
     def delete_access_key(self, access_key_id: str) -> None:
         with self._write() as conn:
             done = conn.execute(
                 delete(t.access_keys).where(t.access_keys.c.access_key_id == access_key_id)
             )
-        if done.rowcount == 0:
-            raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
+            if done.rowcount == 0:
+                raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
 
     def record_key_use(self, access_key_id: str, when: datetime, service: str, region: str) -> None:
         # Not a directory change: last-used data does not invalidate compiled policies.
@@ -441,7 +476,11 @@ class SqlStore:
             conn.execute(
                 update(t.access_keys)
                 .where(t.access_keys.c.access_key_id == access_key_id)
-                .values(last_used=when, last_used_service=service, last_used_region=region)
+                .values(
+                    last_used=_required_utc(when),
+                    last_used_service=service,
+                    last_used_region=region,
+                )
             )
 
     # --- change tracking --------------------------------------------------------------------
@@ -450,6 +489,56 @@ class SqlStore:
         with self.engine.connect() as conn:
             value = conn.execute(select(func.max(t.directory_version.c.version))).scalar()
         return int(value or 0)
+
+
+@contextmanager
+def _constraints(*, exists: str | None = None, missing: str | None = None) -> Iterator[None]:
+    """Turn a broken constraint into the directory's error: a duplicate key means the thing
+    ``exists``, a dangling reference means something it needs is ``missing`` (deleted, maybe,
+    by another replica since the caller read it)."""
+    try:
+        yield
+    except IntegrityError as error:
+        broken = _broken_constraint(error)
+        if broken == "unique" and exists is not None:
+            raise EntityAlreadyExistsError(exists) from None
+        if broken == "foreign_key" and missing is not None:
+            raise NoSuchEntityError(missing) from None
+        raise
+
+
+def _broken_constraint(error: IntegrityError) -> Literal["unique", "foreign_key", "other"]:
+    driver_error = error.orig
+    sqlstate = getattr(driver_error, "sqlstate", None)  # psycopg
+    sqlite_name = getattr(driver_error, "sqlite_errorname", None)
+    if sqlstate == "23505" or sqlite_name in (
+        "SQLITE_CONSTRAINT_UNIQUE",
+        "SQLITE_CONSTRAINT_PRIMARYKEY",
+    ):
+        return "unique"
+    if sqlstate == "23503" or sqlite_name == "SQLITE_CONSTRAINT_FOREIGNKEY":
+        return "foreign_key"
+    return "other"
+
+
+def _dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _insert_or_ignore(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that leaves an existing row alone: idempotent even when two writers race."""
+    return _dialect_insert(conn, table).on_conflict_do_nothing()
+
+
+def _upsert(
+    conn: Connection, table: Table, key: tuple[str, ...]
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that overwrites the row with the same ``key`` in one statement (no race)."""
+    statement = _dialect_insert(conn, table)
+    replaced = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
+    return statement.on_conflict_do_update(index_elements=list(key), set_=replaced)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -478,7 +567,7 @@ def _entity_row(entity: Entity) -> dict[str, Any]:
         "name": entity.name,
         "name_key": entity.name.lower(),
         "path": entity.path,
-        "created": entity.created,
+        "created": _required_utc(entity.created),
         "attrs": entity.attrs,
     }
 

@@ -1,0 +1,1 @@
+"""Helpers shared by test packages: databases and servers the tests start themselves."""

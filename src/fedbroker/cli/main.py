@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fedbroker import __version__
+from fedbroker.cli.directory import apply_file, export_file
 from fedbroker.cli.policy import policy
 from fedbroker.cli.server import init, serve
 
@@ -18,3 +19,5 @@ def main() -> None:
 main.add_command(policy)
 main.add_command(init)
 main.add_command(serve)
+main.add_command(apply_file)
+main.add_command(export_file)

@@ -81,6 +81,32 @@ def test_accounts_are_listed_oldest_first(store: Store) -> None:
     assert store.list_accounts() == [earlier, later]
 
 
+def test_account_settings_alias_and_root_credentials_update(store: Store) -> None:
+    from dataclasses import replace
+
+    account = new_account(store, alias="first")
+    version = store.directory_version()
+    policy = {"MinimumPasswordLength": 14, "RequireSymbols": True}
+    changed = replace(
+        account, alias="second", root_password_hash="scrypt$x", settings={"password_policy": policy}
+    )
+    store.update_account(changed)
+    assert store.get_account(account.id) == changed
+    assert store.directory_version() == version + 1
+    other = new_account(store, alias="other")
+    with pytest.raises(EntityAlreadyExistsError):
+        store.update_account(replace(other, alias="second"))
+    with pytest.raises(NoSuchEntityError):
+        store.update_account(replace(account, id="999999999999"))
+    assert store.get_account(other.id).alias == "other"
+
+
+def test_long_entity_names_fit(store: Store, account: Account) -> None:
+    url = "idp.example.com/" + "x" * 240  # OIDC provider URLs run to 255 characters
+    provider = new_entity(store, account, Kind.OIDC_PROVIDER, url)
+    assert store.get_entity(account.id, Kind.OIDC_PROVIDER, url.upper()) == provider
+
+
 # --- entities ---------------------------------------------------------------------------------
 
 

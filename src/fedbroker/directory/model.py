@@ -14,6 +14,11 @@ class Kind(Enum):
     GROUP = ("group", "AGPA")
     ROLE = ("role", "AROA")
     POLICY = ("policy", "ANPA")
+    # Named by their URL without the scheme (``token.actions.githubusercontent.com``).
+    OIDC_PROVIDER = ("oidc-provider", "AOIP")
+    SAML_PROVIDER = ("saml-provider", "ASPA")
+    # Virtual MFA devices: ``arn:aws:iam::<account>:mfa/<path><name>``.
+    MFA_DEVICE = ("mfa", "AMFA")
 
     @property
     def resource_type(self) -> str:
@@ -31,6 +36,8 @@ class Account:
     root_email: str
     root_password_hash: str
     created: datetime
+    # Account-wide settings (the password policy, ...), JSON.
+    settings: dict[str, object] = field(default_factory=dict)
 
     @property
     def root_arn(self) -> str:

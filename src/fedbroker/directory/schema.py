@@ -28,6 +28,7 @@ accounts = Table(
     Column("root_email", String(320), nullable=False),
     Column("root_password_hash", String(255), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
+    Column("settings", JSON, nullable=False),
 )
 
 entities = Table(
@@ -36,9 +37,9 @@ entities = Table(
     Column("id", String(32), primary_key=True),
     Column("account_id", String(12), ForeignKey("accounts.id"), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("name", String(128), nullable=False),
+    Column("name", String(512), nullable=False),
     # IAM names are unique without regard to case: "Alice" and "alice" cannot both exist.
-    Column("name_key", String(128), nullable=False),
+    Column("name_key", String(512), nullable=False),
     Column("path", String(512), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("attrs", JSON, nullable=False),

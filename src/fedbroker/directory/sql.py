@@ -45,7 +45,7 @@ def migrate(engine: Engine) -> None:
     config.set_main_option(
         "script_location", str(resources.files("fedbroker.directory") / "migrations")
     )
-    with engine.begin() as connection:
+    with _writer(engine) as connection:
         _lock_for_migration(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -61,9 +61,22 @@ def _lock_for_migration(connection: Connection) -> None:
     comes next finds the schema current and does nothing."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-    elif connection.dialect.name == "sqlite":
-        # pysqlite opens transactions lazily and never for DDL; take the write lock up front.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # SQLite: the writer transaction already holds the database's write lock (BEGIN IMMEDIATE).
+
+
+@contextmanager
+def _writer(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write. On SQLite it starts with ``BEGIN IMMEDIATE``, taking the
+    write lock before the first read: a transaction that reads and then writes would otherwise
+    fail at once with "database is locked" when another writer got there in between (WAL mode
+    cannot upgrade a stale read snapshot, and no busy timeout helps)."""
+    with engine.connect() as connection:
+        connection.info["fedbroker_writer"] = True
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            connection.info.pop("fedbroker_writer", None)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -95,6 +108,7 @@ class SqlStore:
         self.engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         if auto_migrate:
             migrate(self.engine)
 
@@ -103,7 +117,7 @@ class SqlStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        with _writer(self.engine) as conn:
             yield conn
             conn.execute(
                 update(t.directory_version)
@@ -125,6 +139,7 @@ class SqlStore:
                     root_email=account.root_email,
                     root_password_hash=account.root_password_hash,
                     created=_required_utc(account.created),
+                    settings=account.settings,
                 )
             )
 
@@ -139,6 +154,23 @@ class SqlStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.accounts).order_by(t.accounts.c.created)).all()
         return [_account(r._mapping) for r in rows]
+
+    def update_account(self, account: Account) -> None:
+        """Alias, root credentials and settings of an existing account."""
+        exists = f"the alias `{account.alias}` is already taken"
+        with _constraints(exists=exists), self._write() as conn:
+            done = conn.execute(
+                update(t.accounts)
+                .where(t.accounts.c.id == account.id)
+                .values(
+                    alias=account.alias,
+                    root_email=account.root_email,
+                    root_password_hash=account.root_password_hash,
+                    settings=account.settings,
+                )
+            )
+            if done.rowcount == 0:
+                raise NoSuchEntityError(f"the account `{account.id}` does not exist")
 
     # --- entities ---------------------------------------------------------------------------
 
@@ -472,7 +504,7 @@ class SqlStore:
 
     def record_key_use(self, access_key_id: str, when: datetime, service: str, region: str) -> None:
         # Not a directory change: last-used data does not invalidate compiled policies.
-        with self.engine.begin() as conn:
+        with _writer(self.engine) as conn:
             conn.execute(
                 update(t.access_keys)
                 .where(t.access_keys.c.access_key_id == access_key_id)
@@ -542,11 +574,19 @@ def _upsert(
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling is switched off; _sqlite_begin issues BEGIN itself
+    # (the recipe in SQLAlchemy's SQLite dialect documentation).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    writer = connection.info.get("fedbroker_writer")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
 def _account(row: Any) -> Account:
@@ -556,6 +596,7 @@ def _account(row: Any) -> Account:
         row["root_email"],
         row["root_password_hash"],
         _required_utc(row["created"]),
+        dict(row["settings"] or {}),
     )
 
 

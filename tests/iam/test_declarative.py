@@ -701,11 +701,11 @@ def test_a_racing_creator_is_absorbed_by_reading_again(
             def __getattr__(self, name: str) -> Any:
                 return getattr(self.inner, name)
 
-            def create_entity(self, new: Entity) -> None:
+            def create_entity(self, new: Entity, first: PolicyVersion | None = None) -> None:
                 if new.name == "alice" and not self.raced:
                     self.raced = True
                     iam(racing, account, "CreateUser", UserName="alice", Path="/elsewhere/")
-                self.inner.create_entity(new)
+                self.inner.create_entity(new, first)
 
         wrapped = Interloper(store)
         services = make_services(wrapped)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -174,7 +176,7 @@ class SqlStore:
 
     # --- entities ---------------------------------------------------------------------------
 
-    def create_entity(self, entity: Entity) -> None:
+    def create_entity(self, entity: Entity, first_version: PolicyVersion | None = None) -> None:
         with (
             _constraints(
                 exists=f"{entity.kind.resource_type} with name `{entity.name}` already exists",
@@ -183,6 +185,17 @@ class SqlStore:
             self._write() as conn,
         ):
             conn.execute(insert(t.entities).values(**_entity_row(entity)))
+            if first_version is not None:
+                # A managed policy and its v1 appear together or not at all.
+                conn.execute(
+                    insert(t.policy_versions).values(
+                        policy_id=entity.id,
+                        version_id=first_version.version_id,
+                        document=first_version.document,
+                        is_default=first_version.is_default,
+                        created=_required_utc(first_version.created),
+                    )
+                )
 
     def get_entity(self, account_id: str, kind: Kind, name: str) -> Entity:
         with self.engine.connect() as conn:
@@ -578,9 +591,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # (the recipe in SQLAlchemy's SQLite dialect documentation).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Switching a new database to WAL needs an exclusive lock, and SQLite answers "locked" at
+    # once (no busy wait) while another process is writing it, e.g. a replica migrating the
+    # same new database. Retry for as long as the busy timeout would have waited.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.close()
 
 

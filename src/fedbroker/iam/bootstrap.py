@@ -66,8 +66,9 @@ def create_admin(
                 "description": "full access, created by fedbroker init",
             },
         )
-        store.create_entity(policy)
-        store.add_version(policy, PolicyVersion(policy.arn, "v1", ADMINISTRATOR_POLICY, True, now))
+        store.create_entity(
+            policy, PolicyVersion(policy.arn, "v1", ADMINISTRATOR_POLICY, True, now)
+        )
     store.attach(user, policy)
     key, secret = create_key(store, master_key, account.id, user, now)
     return AdminKey(user, key.access_key_id, secret)

@@ -195,8 +195,8 @@ class _Planner:
         versions = self.store.list_versions(current)
         default = next((v for v in versions if v.is_default), None)
         if not versions:
-            # Its creator is between its two writes (or stopped there): write the version it
-            # would, v1, so that if both get there one fails instead of both versions landing.
+            # A policy without versions (CreatePolicy is atomic now, but a directory written
+            # by an older release may hold one): write v1, as its creator would have.
             form = {**arn, "PolicyDocument": desired.document.text}
             call = Call("CreatePolicyVersion", form, local=True)
             self.add(_ENTITIES, Verb.UPDATE, Kind.POLICY, name, "document (version v1)", call)

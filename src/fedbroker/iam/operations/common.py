@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from fedbroker.directory.ids import new_unique_id
-from fedbroker.directory.model import Entity, Kind
+from fedbroker.directory.model import Entity, Kind, PolicyVersion
 from fedbroker.errors import DeleteConflictError, NoSuchEntityError, ValidationError
 from fedbroker.iam.context import CallContext
 from fedbroker.iam.params import Params
@@ -92,10 +92,19 @@ def list_resource(kind: Kind) -> Callable[[CallContext, Params], str]:
 
 
 def new_entity(
-    ctx: CallContext, kind: Kind, name: str, path: str, attrs: dict[str, object]
+    ctx: CallContext,
+    kind: Kind,
+    name: str,
+    path: str,
+    attrs: dict[str, object],
+    first_document: str | None = None,
 ) -> Entity:
+    """Create an entity; a managed policy is created together with its first version."""
     entity = Entity(kind, ctx.account_id, name, new_unique_id(kind.id_prefix), path, ctx.now, attrs)
-    ctx.store.create_entity(entity)
+    first = None
+    if first_document is not None:
+        first = PolicyVersion(entity.arn, "v1", first_document, True, ctx.now)
+    ctx.store.create_entity(entity, first)
     return entity
 
 

@@ -207,8 +207,7 @@ def create_policy(ctx: CallContext, params: Params) -> dict[str, Any]:
     description = params.opt("Description", max_len=MAX_DESCRIPTION)
     if description:
         attrs["description"] = description
-    policy = new_entity(ctx, Kind.POLICY, name, params.path() or "/", attrs)
-    ctx.store.add_version(policy, PolicyVersion(policy.arn, "v1", document, True, ctx.now))
+    policy = new_entity(ctx, Kind.POLICY, name, params.path() or "/", attrs, document)
     ctx.response_elements = {"policy": {"policyName": policy.name, "arn": policy.arn}}
     return {"Policy": policy_dict(ctx, policy)}
 

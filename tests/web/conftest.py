@@ -40,6 +40,17 @@ class Broker:
     admin_key_id: str
     admin_secret: str
     backend: str
+    database_url: str | None = None
+
+    @property
+    def root_password_file(self) -> Path:
+        return self.data_dir.parent / "root-password"
+
+    @property
+    def store_args(self) -> list[str]:
+        """The `--data-dir`/`--database-url` flags that reach this broker's directory."""
+        db = ["--database-url", self.database_url] if self.database_url else []
+        return ["--data-dir", str(self.data_dir), *db]
 
     @property
     def audit_log(self) -> Path:
@@ -68,10 +79,13 @@ def start_broker(tmp: Path, backend: str, database_url: str | None) -> Iterator[
     creds = tmp / "credentials"
     db_args = ["--database-url", database_url] if database_url else []
     env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
+    (tmp / "root-password").write_text("root password for tests\n")
     subprocess.run(
         [
             FEDBROKER,
             "init",
+            "--root-password-file",
+            str(tmp / "root-password"),
             "--data-dir",
             str(data_dir),
             *db_args,
@@ -120,6 +134,7 @@ def start_broker(tmp: Path, backend: str, database_url: str | None) -> Iterator[
             parser.get("admin", "aws_access_key_id"),
             parser.get("admin", "aws_secret_access_key"),
             backend,
+            database_url,
         )
     finally:
         process.terminate()

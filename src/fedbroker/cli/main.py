@@ -1,23 +1,42 @@
-"""``fedbroker`` command: entry point and command groups."""
+"""``fedbroker`` command: entry point and command groups.
+
+Commands are imported when they are run, so ``fedbroker policy ...`` does not pay for the
+server stack (SQLAlchemy, cryptography, Flask) it never uses.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 import click
 
 from fedbroker import __version__
-from fedbroker.cli.directory import apply_file, export_file
-from fedbroker.cli.policy import policy
-from fedbroker.cli.server import init, serve
+
+COMMANDS = {
+    "policy": "fedbroker.cli.policy:policy",
+    "init": "fedbroker.cli.server:init",
+    "serve": "fedbroker.cli.server:serve",
+    "apply": "fedbroker.cli.directory:apply_file",
+    "export": "fedbroker.cli.directory:export_file",
+    "root": "fedbroker.cli.root:root",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command: Any = getattr(importlib.import_module(module), attribute)
+        return command if isinstance(command, click.Command) else None
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="fedbroker")
 def main() -> None:
     """fedbroker: identity and access broker in the shape of AWS IAM + STS."""
-
-
-main.add_command(policy)
-main.add_command(init)
-main.add_command(serve)
-main.add_command(apply_file)
-main.add_command(export_file)

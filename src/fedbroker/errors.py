@@ -156,3 +156,28 @@ class InvalidActionError(FedbrokerError):
 class PayloadTooLargeError(FedbrokerError):
     code = "RequestEntityTooLarge"
     status = 413
+
+
+class PasswordPolicyViolationError(FedbrokerError):
+    """A new password that breaks the account password policy; the message names the rules
+    it breaks and never the password."""
+
+    code = "PasswordPolicyViolation"
+    status = 400
+
+
+class InvalidAuthenticationCodeError(FedbrokerError):
+    """An MFA code that was not accepted. Every reason (wrong, replayed, unknown device) gets the
+    same outward message; the precise one is kept in ``detail`` for the log and the audit."""
+
+    code = "InvalidAuthenticationCode"
+    status = 403
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+class InvalidUserTypeError(FedbrokerError):
+    code = "InvalidUserType"
+    status = 400

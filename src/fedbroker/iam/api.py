@@ -104,10 +104,12 @@ def authorize(ctx: CallContext, op: Operation, params: Params) -> None:
     policies = ctx.services.policies.for_principal(caller.user)
     request = make_request(f"iam:{op.name}", resource, caller.principal, context, caller.account.id)
     decision = policies.authorize(request)
+    explicit = decision.effect.value == "ExplicitDeny"
+    grant = op.implicit_grant
+    if not decision.allowed and not explicit and grant is not None and grant(ctx, params):
+        return
     if not decision.allowed:
-        because = (
-            "with an explicit deny in " if decision.effect.value == "ExplicitDeny" else "because "
-        )
+        because = "with an explicit deny in " if explicit else "because "
         raise AccessDeniedError(
             f"user: {caller.arn} is not authorized to perform: iam:{op.name} on resource: "
             f"{resource} {because}{decision.reason}"

@@ -17,12 +17,14 @@ from click.testing import CliRunner, Result
 
 from fedbroker.cli.main import main
 from tests.support.postgres import PostgresUnavailableError, temporary_database
+from tests.support.saml_metadata import BROKEN, idp_metadata
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "examples" / "directory.yaml"
 FEDBROKER = str(Path(sys.executable).parent / "fedbroker")
 
 EXAMPLE_CHANGES = [
+    "+ oidc-provider ci.example.com",
     "+ policy ReadReports",
     "+ policy DeveloperBoundary",
     "+ group analysts",
@@ -91,7 +93,12 @@ def test_apply_creates_then_reports_no_changes(data_dir: Path) -> None:
         for line in (data_dir / "audit" / "events.jsonl").read_text().split("\n")
         if line
     ]
-    assert [e["eventName"] for e in events][:3] == ["CreatePolicy", "CreatePolicy", "CreateGroup"]
+    assert [e["eventName"] for e in events][:4] == [
+        "CreateOpenIDConnectProvider",
+        "CreatePolicy",
+        "CreatePolicy",
+        "CreateGroup",
+    ]
     assert {e["userIdentity"]["invokedBy"] for e in events} == {"fedbroker apply"}
     assert {e["userIdentity"]["type"] for e in events} == {"Root"}
 
@@ -137,7 +144,7 @@ def test_an_invalid_file_changes_nothing_and_lists_every_problem(
         data["users"][1]["name"] = "not valid!"
         data["roles"][0]["max_session_duration"] = 10
         data["groups"][0]["polices"] = []
-        data["providers"] = [{"name": "corporate-idp"}]
+        data["providers"]["oidc"][0]["url"] = "http://ci.example.com"
 
     bad = example_with(tmp_path, break_it)
     result = run("apply", str(bad), "--data-dir", str(data_dir))
@@ -148,7 +155,7 @@ def test_an_invalid_file_changes_nothing_and_lists_every_problem(
     assert all(p.startswith(f"{bad}: ") for p in problems[:-1])
     found = [p.removeprefix(f"{bad}: ") for p in problems[:-1]]
     for expected in (
-        "providers: OIDC and SAML identity providers are not supported by the directory yet",
+        "providers.oidc[0].url: the URL `http://ci.example.com` must begin with https://",
         "groups[0].polices: unknown field; did you mean `policies`?",
         "users[0].inline.extra: statement 1: Effect:",
         "users[0].inline.extra: statement 1: Action:",
@@ -218,6 +225,47 @@ def test_export_then_apply_reports_no_changes(data_dir: Path, tmp_path: Path) ->
         applied = run("apply", str(target), "--data-dir", str(data_dir), "--prune")
         assert applied.exit_code == 0, applied.output
         assert applied.stdout == "no changes\n"
+
+
+def test_saml_metadata_files_apply_and_export_inline(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "idp").mkdir()
+    (tmp_path / "idp" / "corporate.xml").write_text(idp_metadata())
+    directory_file = tmp_path / "providers.yaml"
+    directory_file.write_text(
+        "version: 1\n"
+        "providers:\n"
+        "  saml:\n"
+        "    - name: corporate\n"
+        "      metadata_file: idp/corporate.xml\n"
+        "      tags: {owner: it}\n"
+    )
+    first = run("apply", str(directory_file), "--data-dir", str(data_dir))
+    assert first.exit_code == 0, first.output
+    assert lines(first) == ["+ saml-provider corporate"]
+    assert run("apply", str(directory_file), "--data-dir", str(data_dir)).stdout == "no changes\n"
+    [saml] = exported(data_dir)["providers"]["saml"]
+    assert saml == {"name": "corporate", "metadata": idp_metadata(), "tags": {"owner": "it"}}
+    full = tmp_path / "full.yaml"
+    assert run("export", "--data-dir", str(data_dir), "-o", str(full)).exit_code == 0
+    again = run("apply", str(full), "--data-dir", str(data_dir), "--prune")
+    assert again.exit_code == 0, again.output
+    assert again.stdout == "no changes\n"
+
+    # Metadata the IAM API would refuse is refused with the file's location; nothing changes.
+    (tmp_path / "idp" / "corporate.xml").write_text(BROKEN["XXE"][0])
+    (tmp_path / "idp" / "expired.xml").write_text(BROKEN["expired validUntil"][0])
+    with directory_file.open("a") as out:
+        out.write("    - name: expired\n      metadata_file: idp/expired.xml\n")
+    refused = run("apply", str(directory_file), "--data-dir", str(data_dir))
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines() == [
+        f"{directory_file}: providers.saml[0].metadata_file: the metadata document has a "
+        "document type declaration (<!DOCTYPE>); DTDs and entities are not allowed",
+        f"{directory_file}: providers.saml[1].metadata_file: the metadata expired at "
+        "2001-01-01T00:00:00Z (`validUntil`)",
+        "2 problems; nothing was changed",
+    ]
+    assert exported(data_dir)["providers"]["saml"] == [saml]
 
 
 def test_commands_need_an_initialised_directory(tmp_path: Path) -> None:

@@ -212,15 +212,6 @@ policies:
     assert found.startswith("line 2, column 1:")
 
 
-def test_providers_are_refused_until_the_directory_supports_them() -> None:
-    declarative.load_data({"version": 1, "providers": []})  # nothing asked, nothing refused
-    found = problems(lambda: declarative.load_data({"version": 1, "providers": [{"name": "x"}]}))
-    assert found == [
-        "providers: OIDC and SAML identity providers are not supported by the directory yet; "
-        "remove this section to apply the rest"
-    ]
-
-
 def test_a_user_cannot_be_both_kept_and_pruned() -> None:
     data = {"version": 1, "users": [{"name": "bob"}], "prune": {"users_with_credentials": ["Bob"]}}
     assert problems(lambda: declarative.load_data(data)) == [

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.saml_metadata import idp_metadata
 from tests.web.conftest import REPO, Broker
 
 AWS = os.environ.get("FEDBROKER_TEST_AWS_CLI", str(REPO / ".venv-awscli/bin/aws"))
@@ -122,3 +123,50 @@ def test_aws_cli_manages_users_policies_and_roles(aws: Any, tmp_path: Path, uniq
     )
     assert "MalformedPolicyDocument" in rejected.stderr
     assert "missing required element" in rejected.stderr
+
+
+def test_aws_cli_manages_identity_providers(aws: Any, tmp_path: Path, unique: str) -> None:
+    created = json.loads(
+        aws(
+            "iam",
+            "create-open-id-connect-provider",
+            "--url",
+            f"https://cli-{unique}.example.com",
+            "--client-id-list",
+            "sts.amazonaws.com",
+            "--thumbprint-list",
+            "9e99a48a9960b14926bb7f3b02e22da2b0ab7280",
+            "--tags",
+            "Key=team,Value=ci",
+        ).stdout
+    )
+    arn = created["OpenIDConnectProviderArn"]
+    assert arn.endswith(f":oidc-provider/cli-{unique}.example.com")
+    got = json.loads(
+        aws("iam", "get-open-id-connect-provider", "--open-id-connect-provider-arn", arn).stdout
+    )
+    assert got["Url"] == f"cli-{unique}.example.com"
+    assert got["ClientIDList"] == ["sts.amazonaws.com"]
+    refused = aws(
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        f"http://cli-{unique}.example.com",
+        ok=False,
+    )
+    assert refused.returncode != 0 and "InvalidInput" in refused.stderr
+    metadata = tmp_path / "idp.xml"
+    metadata.write_text(idp_metadata())
+    saml = json.loads(
+        aws(
+            "iam",
+            "create-saml-provider",
+            "--name",
+            f"cli-{unique}",
+            "--saml-metadata-document",
+            f"file://{metadata}",
+        ).stdout
+    )
+    assert saml["SAMLProviderArn"].endswith(f":saml-provider/cli-{unique}")
+    aws("iam", "delete-saml-provider", "--saml-provider-arn", saml["SAMLProviderArn"])
+    aws("iam", "delete-open-id-connect-provider", "--open-id-connect-provider-arn", arn)

@@ -59,7 +59,9 @@ def _fail(problems: tuple[str, ...], changed: int, where: str) -> NoReturn:
 @click.command("apply")
 @click.argument("file", type=click.Path(dir_okay=False))
 @_common
-@click.option("--prune", is_flag=True, help="Delete users, groups, roles, policies not in FILE.")
+@click.option(
+    "--prune", is_flag=True, help="Delete users, groups, roles, policies (providers) not in FILE."
+)
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
 def apply_file(
     file: str,
@@ -72,7 +74,7 @@ def apply_file(
     """Make the directory match FILE (YAML, or JSON if it ends in .json), idempotently."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     try:
-        desired = declarative.load_file(file)
+        desired = declarative.load_file(file, now=SystemClock().now())
     except declarative.DirectoryFileError as exc:
         _fail(exc.problems, 0, file)
     store, account = _open(settings)
@@ -132,7 +134,8 @@ def export_file(
     file_format: str | None,
     output: str | None,
 ) -> None:
-    """Write the directory (users, groups, roles, policies) in the format `apply` reads."""
+    """Write the directory (users, groups, roles, policies, providers) in the format `apply`
+    reads."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     store, account = _open(settings)
     try:

@@ -1,8 +1,9 @@
 """Writing the directory in the directory-file format, so that applying it changes nothing.
 
 Defaults are left out (path ``/``, no tags, a one-hour session, ...), managed policies are
-named by name (unique in an account), documents are written as mappings. Credentials (access
-keys, passwords) and non-default policy versions are not part of the format.
+named by name (unique in an account), documents are written as mappings, SAML metadata
+inline. Credentials (access keys, passwords) and non-default policy versions are not part of
+the format.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from typing import Any
 
 from fedbroker.directory.model import Account, Entity, Kind
 from fedbroker.directory.store import Store
+from fedbroker.iam.declarative import providers
 from fedbroker.iam.declarative.state import FORMAT_VERSION
 
 _DEFAULT_SESSION = 3600
 
 
 def export(store: Store, account: Account) -> dict[str, Any]:
-    """``account``'s users, groups, roles and customer managed policies as file data."""
+    """``account``'s users, groups, roles, customer managed policies and identity providers
+    as file data."""
     policies = store.list_entities(account.id, Kind.POLICY)
     names = {policy.arn: policy.name for policy in policies}
     sections: dict[str, list[dict[str, Any]]] = {
@@ -32,6 +35,9 @@ def export(store: Store, account: Account) -> dict[str, Any]:
     }
     data: dict[str, Any] = {"version": FORMAT_VERSION}
     data.update({key: items for key, items in sections.items() if items})
+    provider_section = providers.export(store, account)
+    if provider_section is not None:
+        data["providers"] = provider_section
     return data
 
 

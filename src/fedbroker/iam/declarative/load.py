@@ -9,11 +9,12 @@ used), imported from the operations rather than restated here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from fedbroker.directory.model import Kind
-from fedbroker.iam.declarative import syntax
+from fedbroker.iam.declarative import providers, syntax
 from fedbroker.iam.declarative.fields import FieldReader, at
 from fedbroker.iam.declarative.state import (
     FORMAT_VERSION,
@@ -56,10 +57,12 @@ class _Named(Protocol):
     def where(self) -> str: ...
 
 
-def load_file(path: str | Path) -> DesiredState:
+def load_file(path: str | Path, *, now: datetime | None = None) -> DesiredState:
     """Read and check a directory file; JSON if its name ends in ``.json``, else YAML.
 
-    Raises :class:`DirectoryFileError` listing every problem.
+    SAML metadata files it names are read relative to its directory; with ``now``, SAML
+    metadata whose ``validUntil`` has passed is a problem. Raises :class:`DirectoryFileError`
+    listing every problem.
     """
     path = Path(path)
     try:
@@ -68,21 +71,30 @@ def load_file(path: str | Path) -> DesiredState:
         raise DirectoryFileError([f"cannot read `{path}`: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise DirectoryFileError([f"`{path}` is not UTF-8 text"]) from None
-    return load_text(text, as_json=path.suffix.lower() == ".json")
+    return load_text(text, as_json=path.suffix.lower() == ".json", base_dir=path.parent, now=now)
 
 
-def load_text(text: str, *, as_json: bool = False) -> DesiredState:
-    """Like :func:`load_file`, from the file's text."""
+def load_text(
+    text: str,
+    *,
+    as_json: bool = False,
+    base_dir: Path | None = None,
+    now: datetime | None = None,
+) -> DesiredState:
+    """Like :func:`load_file`, from the file's text (metadata files relative to ``base_dir``,
+    or to the working directory)."""
     try:
         data = syntax.parse(text, as_json)
     except syntax.SyntaxProblem as exc:
         raise DirectoryFileError([str(exc)]) from None
-    return load_data(data)
+    return load_data(data, base_dir=base_dir, now=now)
 
 
-def load_data(data: object) -> DesiredState:
+def load_data(
+    data: object, *, base_dir: Path | None = None, now: datetime | None = None
+) -> DesiredState:
     """Check already-decoded file data (the result of YAML or JSON parsing)."""
-    reader = _Reader()
+    reader = _Reader(base_dir, now)
     state = reader.state(data)
     if reader.problems:
         raise DirectoryFileError(reader.problems)
@@ -91,6 +103,11 @@ def load_data(data: object) -> DesiredState:
 
 class _Reader(FieldReader):
     """The file's structure: its sections and the entities in them."""
+
+    def __init__(self, base_dir: Path | None, now: datetime | None) -> None:
+        super().__init__()
+        self.base_dir = base_dir
+        self.now = now
 
     # --- the file and its sections ---------------------------------------------------------
 
@@ -108,7 +125,7 @@ class _Reader(FieldReader):
             self.problem("version", f"required; this format is version {FORMAT_VERSION}")
         elif type(version) is not int or version != FORMAT_VERSION:
             self.problem("version", f"`{version}` is not supported; this fedbroker reads version 1")
-        self.providers(top.get("providers"))
+        found = providers.read(self, top.get("providers"), self.base_dir, self.now)
         policies = self.section(top, "policies", self.policy)
         groups = self.section(top, "groups", self.group)
         users = self.section(top, "users", self.user)
@@ -123,21 +140,9 @@ class _Reader(FieldReader):
             tuple(users),
             tuple(roles),
             self.prune(top.get("prune"), users),
-        )
-
-    def providers(self, value: object) -> None:
-        """The hook for OIDC and SAML identity providers.
-
-        The directory does not store providers yet. Until it does, a file that lists any is
-        refused as a whole rather than applied without them; once the Store supports them,
-        parse each entry here into a desired provider and diff it in ``plan``.
-        """
-        if value is None or value == []:
-            return
-        self.problem(
-            "providers",
-            "OIDC and SAML identity providers are not supported by the directory yet; "
-            "remove this section to apply the rest",
+            found.oidc,
+            found.saml,
+            found.listed,
         )
 
     def section(

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from fedbroker.directory.model import Account, Entity, Kind
 from fedbroker.directory.store import Store
+from fedbroker.iam.declarative import providers
 from fedbroker.iam.declarative import prune as pruning
 from fedbroker.iam.declarative.changes import (
     NOUN,
@@ -42,9 +43,11 @@ from fedbroker.iam.operations.policies import MAX_VERSIONS
 
 __all__ = ["Call", "Change", "Verb", "plan"]
 
-# Phases, in the order their changes run.
+# Phases, in the order their changes run. Identity providers are pruned last: the roles
+# that trust them go first.
 _ENTITIES, _REMOVE_RELATIONS, _ADD_RELATIONS = 0, 1, 2
 _PRUNE = {kind: 3 + index for index, kind in enumerate(pruning.ORDER)}
+_PRUNE_PROVIDERS = max(_PRUNE.values()) + 1
 _DEFAULT_SESSION = 3600
 
 
@@ -71,7 +74,7 @@ class _Planner:
         self.desired = desired
         self.prune = prune
         self.problems: list[str] = []
-        self.phases: list[list[Change]] = [[] for _ in range(max(_PRUNE.values()) + 1)]
+        self.phases: list[list[Change]] = [[] for _ in range(_PRUNE_PROVIDERS + 1)]
         self.current = {
             kind: {e.name.lower(): e for e in store.list_entities(account.id, kind)}
             for kind in pruning.ORDER  # the kinds the format describes
@@ -83,6 +86,13 @@ class _Planner:
         self.file_groups = {g.name.lower(): g.name for g in desired.groups}
 
     def run(self) -> list[Change]:
+        # Providers first: the roles created next may trust them.
+        found = providers.plan(self.store, self.account, self.desired, self.prune)
+        self.phases[_ENTITIES].extend(found.entities)
+        self.phases[_REMOVE_RELATIONS].extend(found.remove)
+        self.phases[_ADD_RELATIONS].extend(found.add)
+        self.phases[_PRUNE_PROVIDERS].extend(found.prune)
+        self.problems.extend(found.problems)
         for policy in self.desired.policies:
             self.policy(policy)
         for group in self.desired.groups:

@@ -103,11 +103,35 @@ class DesiredRole:
 
 
 @dataclass(frozen=True, slots=True)
+class DesiredOidcProvider:
+    """An OpenID Connect provider: ``url`` normalised, ``name`` the URL without its scheme."""
+
+    url: str
+    name: str
+    client_ids: tuple[str, ...] = ()
+    thumbprints: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredSamlProvider:
+    """A SAML provider; ``metadata`` is the document's text (given inline or read from a file)."""
+
+    name: str
+    metadata: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredState:
     """The whole file. Entities are authoritative for what they list; see docs/directory-file.md.
 
     ``prunable_users_with_credentials`` names users that ``--prune`` may delete even though
-    they hold credentials (access keys, a console password, MFA devices).
+    they hold credentials (access keys, a console password, MFA devices). ``providers_listed``
+    says the file has a ``providers`` section: only then does ``--prune`` delete the identity
+    providers it does not name.
     """
 
     policies: tuple[DesiredPolicy, ...] = ()
@@ -115,3 +139,6 @@ class DesiredState:
     users: tuple[DesiredUser, ...] = ()
     roles: tuple[DesiredRole, ...] = ()
     prunable_users_with_credentials: frozenset[str] = frozenset()  # lower-cased names
+    oidc_providers: tuple[DesiredOidcProvider, ...] = ()
+    saml_providers: tuple[DesiredSamlProvider, ...] = ()
+    providers_listed: bool = False

@@ -54,6 +54,16 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Multi-line text (SAML metadata) as a literal block, line for line; the emitter falls
+    # back to a quoted scalar for text a block cannot hold exactly (trailing spaces, ...).
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def parse(text: str, as_json: bool) -> object:
     """The data in ``text``; raises :class:`SyntaxProblem` with a line and column."""
     if as_json:

@@ -163,7 +163,8 @@ def get_account_summary(ctx: CallContext, params: Params) -> dict[str, Any]:
         "PolicyVersionsInUse": sum(len(store.attached_to(p)) for p in policies),
         "InstanceProfiles": 0,
         "ServerCertificates": 0,
-        "Providers": 0,
+        "Providers": len(store.list_entities(account.id, Kind.OIDC_PROVIDER))
+        + len(store.list_entities(account.id, Kind.SAML_PROVIDER)),
         "MFADevices": mfa,
         "MFADevicesInUse": mfa,
         "AccountMFAEnabled": 0,

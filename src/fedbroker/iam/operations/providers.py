@@ -1,0 +1,123 @@
+"""What OIDC and SAML provider operations share: a provider is named in a request by its ARN
+(``arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH``, ``…:saml-provider/NAME``), which is also
+the resource the call is authorized on; its tags are managed by ARN too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from fedbroker.directory.model import Entity, Kind
+from fedbroker.errors import (
+    FedbrokerError,
+    InvalidInputError,
+    LimitExceededError,
+    NoSuchEntityError,
+)
+from fedbroker.iam.context import CallContext
+from fedbroker.iam.operations.common import new_entity, request_tag_context, tags_list
+from fedbroker.iam.operations.tagging import merged_tags
+from fedbroker.iam.params import Params
+from fedbroker.iam.registry import operation
+
+ARN_PARAM = {Kind.OIDC_PROVIDER: "OpenIDConnectProviderArn", Kind.SAML_PROVIDER: "SAMLProviderArn"}
+NOUN = {Kind.OIDC_PROVIDER: "OpenIDConnectProvider", Kind.SAML_PROVIDER: "SAMLProvider"}
+WHAT = {Kind.OIDC_PROVIDER: "OIDC provider", Kind.SAML_PROVIDER: "SAML provider"}
+# IAM quotas: "SAML providers in an AWS account" and "OIDC providers ...", 100 each.
+MAX_PROVIDERS = 100
+
+# Any partition and account, so that the ARN of another account is "not found", not "invalid".
+_ARN = re.compile(r"arn:[\w-]+:iam::(\d{12}):(oidc-provider|saml-provider)/(\S+)", re.ASCII)
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= 128 else value[:125] + "..."
+
+
+def arn_param(params: Params, kind: Kind) -> str:
+    return params.req(ARN_PARAM[kind], max_len=2048, min_len=20)
+
+
+def provider_by_arn(ctx: CallContext, kind: Kind, arn: str) -> Entity:
+    """The provider of the caller's account that ``arn`` names.
+
+    Raises ``InvalidInput`` for something that is not an ARN of this kind of provider and
+    ``NoSuchEntity`` when there is no such provider in the caller's account.
+    """
+    match = _ARN.fullmatch(arn)
+    if match is None or match.group(2) != kind.resource_type:
+        raise InvalidInputError(f"`{_shown(arn)}` is not the ARN of an {WHAT[kind]}")
+    account, _, name = match.groups()
+    missing = NoSuchEntityError(f"the {WHAT[kind]} `{_shown(arn)}` does not exist")
+    if account != ctx.account_id:
+        raise missing
+    try:
+        return ctx.store.get_entity(ctx.account_id, kind, name)
+    except NoSuchEntityError:
+        raise missing from None
+
+
+def named_provider(ctx: CallContext, params: Params, kind: Kind) -> Entity:
+    return provider_by_arn(ctx, kind, arn_param(params, kind))
+
+
+def create_provider(ctx: CallContext, kind: Kind, name: str, attrs: dict[str, object]) -> Entity:
+    """A new provider, within IAM's quota of providers of its kind per account."""
+    if len(ctx.store.list_entities(ctx.account_id, kind)) >= MAX_PROVIDERS:
+        raise LimitExceededError(
+            f"cannot exceed quota for {NOUN[kind]}sPerAccount: {MAX_PROVIDERS}"
+        )
+    return new_entity(ctx, kind, name, "/", attrs)
+
+
+def arn_resource(kind: Kind) -> Callable[[CallContext, Params], str]:
+    """The provider ARN the request names, as the resource it is authorized on."""
+
+    def resource(ctx: CallContext, params: Params) -> str:
+        return params.form.get(ARN_PARAM[kind]) or ctx.arn(f"{kind.resource_type}/")
+
+    return resource
+
+
+def tag_context(kind: Kind) -> Callable[[CallContext, Params], dict[str, object]]:
+    """``aws:RequestTag``/``aws:TagKeys`` of the request and ``aws:ResourceTag`` of the
+    provider it names (when that exists)."""
+
+    def context(ctx: CallContext, params: Params) -> dict[str, object]:
+        out = request_tag_context(params)
+        try:
+            provider = named_provider(ctx, params, kind)
+        except FedbrokerError:
+            return out
+        out.update({f"aws:ResourceTag/{k}": v for k, v in provider.tags.items()})
+        return out
+
+    return context
+
+
+def register_tagging(kind: Kind) -> None:
+    """``Tag…``, ``Untag…`` and ``List…Tags`` for providers of ``kind``, named by ARN."""
+    noun, resource, context = NOUN[kind], arn_resource(kind), tag_context(kind)
+
+    def tag(ctx: CallContext, params: Params) -> dict[str, Any]:
+        provider = named_provider(ctx, params, kind)
+        merged = merged_tags(provider, params.tags())
+        ctx.store.update_entity(replace(provider, attrs={**provider.attrs, "tags": merged}))
+        return {}
+
+    def untag(ctx: CallContext, params: Params) -> dict[str, Any]:
+        provider = named_provider(ctx, params, kind)
+        remove = {key.lower() for key in params.members("TagKeys")}
+        kept = {k: v for k, v in provider.tags.items() if k.lower() not in remove}
+        ctx.store.update_entity(replace(provider, attrs={**provider.attrs, "tags": kept}))
+        return {}
+
+    def list_tags(ctx: CallContext, params: Params) -> dict[str, Any]:
+        return {"Tags": tags_list(named_provider(ctx, params, kind).tags), "IsTruncated": False}
+
+    operation(f"Tag{noun}", resource, extra_context=context)(tag)
+    operation(f"Untag{noun}", resource, extra_context=context)(untag)
+    operation(f"List{noun}Tags", resource, read_only=True, extra_context=context)(list_tags)

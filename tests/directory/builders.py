@@ -11,7 +11,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from fedbroker.directory import ids
-from fedbroker.directory.model import AccessKey, Account, Entity, KeyStatus, Kind, PolicyVersion
+from fedbroker.directory.model import (
+    AccessKey,
+    Account,
+    Entity,
+    KeyAlgorithm,
+    KeyRecord,
+    KeyState,
+    KeyStatus,
+    Kind,
+    PolicyVersion,
+)
 from fedbroker.directory.store import Store
 
 # Opens another store on the same database, as another replica would.
@@ -84,6 +94,29 @@ def new_key(
     )
     store.create_access_key(key)
     return key
+
+
+_kid_counter = iter(range(1, 1_000_000))
+
+
+def ring_key(
+    algorithm: KeyAlgorithm = KeyAlgorithm.A256GCM,
+    *,
+    created: datetime = T0,
+    state: KeyState = KeyState.ACTIVE,
+    kid: str = "",
+) -> KeyRecord:
+    """A key-ring record with stand-in material (the store never looks inside it)."""
+    signing = algorithm is not KeyAlgorithm.A256GCM
+    return KeyRecord(
+        kid or f"{algorithm.value.lower()}-test{next(_kid_counter):04d}",
+        algorithm.purpose,
+        algorithm,
+        b"\x00sealed\xffprivate" + algorithm.value.encode(),
+        "-----BEGIN PUBLIC KEY-----\nstand-in\n-----END PUBLIC KEY-----\n" if signing else "",
+        created,
+        state,
+    )
 
 
 def version(

@@ -15,7 +15,16 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from fedbroker.directory import ids
-from fedbroker.directory.model import AccessKey, Account, Entity, KeyStatus, Kind
+from fedbroker.directory.model import (
+    AccessKey,
+    Account,
+    Entity,
+    KeyAlgorithm,
+    KeyPurpose,
+    KeyState,
+    KeyStatus,
+    Kind,
+)
 from fedbroker.directory.store import Store
 from fedbroker.errors import EntityAlreadyExistsError, NoSuchEntityError
 from tests.directory.builders import (
@@ -27,6 +36,7 @@ from tests.directory.builders import (
     new_entity,
     new_key,
     policy_document,
+    ring_key,
     version,
 )
 
@@ -730,6 +740,76 @@ def test_record_key_use(store: Store, account: Account) -> None:
     assert store.directory_version() == version_before
 
 
+# --- the key ring -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", list(KeyAlgorithm), ids=lambda a: a.value)
+def test_ring_key_round_trips(store: Store, algorithm: KeyAlgorithm) -> None:
+    record = ring_key(algorithm, created=at(3))
+    store.add_key(record)
+    [found] = store.list_keys()
+    assert found == record
+    assert found.sealed_private == record.sealed_private  # bytes exactly, NUL and 0xff included
+    assert found.purpose is algorithm.purpose
+    assert is_utc(found.created)
+    assert (found.retiring_since, found.retired_at) == (None, None)
+
+
+def test_ring_keys_are_listed_oldest_first_and_by_purpose(store: Store) -> None:
+    second = ring_key(KeyAlgorithm.ES256, created=at(2))
+    first = ring_key(KeyAlgorithm.A256GCM, created=at(1))
+    third = ring_key(KeyAlgorithm.A256GCM, created=at(3))
+    fourth = ring_key(KeyAlgorithm.RS256, created=at(4))
+    for record in (third, fourth, first, second):
+        store.add_key(record)
+    assert store.list_keys() == [first, second, third, fourth]
+    assert store.list_keys(KeyPurpose.SEAL) == [first, third]
+    assert store.list_keys(KeyPurpose.SIGN) == [second, fourth]
+
+
+def test_ring_keys_sort_by_instant_across_zones(store: Store) -> None:
+    # 13:00+02:00 is 11:00 UTC, before 12:00 UTC
+    earlier = ring_key(created=datetime(2024, 5, 1, 13, tzinfo=timezone(timedelta(hours=2))))
+    later = ring_key(created=datetime(2024, 5, 1, 12, tzinfo=UTC))
+    store.add_key(later)
+    store.add_key(earlier)
+    assert store.list_keys() == [earlier, later]
+
+
+def test_ring_key_ids_are_unique(store: Store) -> None:
+    record = ring_key()
+    store.add_key(record)
+    with pytest.raises(EntityAlreadyExistsError):
+        store.add_key(dataclasses.replace(record, sealed_private=b"other", created=at(9)))
+    assert store.list_keys() == [record]
+
+
+def test_ring_key_state_records_when(store: Store) -> None:
+    record = ring_key(KeyAlgorithm.ES256)
+    store.add_key(record)
+    plus_two = timezone(timedelta(hours=2))
+
+    store.set_key_state(record.kid, KeyState.RETIRING, at(10).astimezone(plus_two))
+    [retiring] = store.list_keys()
+    assert retiring == dataclasses.replace(record, state=KeyState.RETIRING, retiring_since=at(10))
+    assert is_utc(retiring.retiring_since)
+
+    store.set_key_state(record.kid, KeyState.RETIRED, at(20))
+    [retired] = store.list_keys()
+    assert retired == dataclasses.replace(
+        record, state=KeyState.RETIRED, retiring_since=at(10), retired_at=at(20)
+    )
+    assert is_utc(retired.retired_at)
+
+    store.set_key_state(record.kid, KeyState.ACTIVE, at(30))
+    assert store.list_keys() == [record]
+
+
+def test_state_of_a_missing_ring_key_is_no_such_entity(store: Store) -> None:
+    with pytest.raises(NoSuchEntityError):
+        store.set_key_state("a256gcm-missing", KeyState.RETIRED, T0)
+
+
 # --- time -------------------------------------------------------------------------------------
 
 
@@ -781,6 +861,7 @@ def test_every_write_bumps_the_directory_version_once(store: Store) -> None:
     group = Entity(Kind.GROUP, account.id, "devs", ids.new_unique_id("AGPA"), "/", T0)
     policy = Entity(Kind.POLICY, account.id, "read", ids.new_unique_id("ANPA"), "/", T0)
     key = AccessKey(ids.new_access_key_id(), account.id, user.id, b"s", KeyStatus.ACTIVE, T0)
+    ring = ring_key()
     writes: list[tuple[str, Callable[[], None]]] = [
         ("create_account", lambda: store.create_account(account)),
         ("create_entity user", lambda: store.create_entity(user)),
@@ -805,6 +886,8 @@ def test_every_write_bumps_the_directory_version_once(store: Store) -> None:
         ),
         ("delete_access_key", lambda: store.delete_access_key(key.access_key_id)),
         ("delete_entity", lambda: store.delete_entity(group)),
+        ("add_key", lambda: store.add_key(ring)),
+        ("set_key_state", lambda: store.set_key_state(ring.kid, KeyState.RETIRING, at(1))),
     ]
     for what, write in writes:
         before = store.directory_version()
@@ -823,6 +906,7 @@ def test_reads_and_key_use_leave_the_directory_version_alone(
     store.put_inline(user, "p", policy_document())
     store.add_version(policy, version(policy, 1, default=True))
     key = new_key(store, account, user)
+    store.add_key(ring_key())
     before = store.directory_version()
 
     store.get_account(account.id)
@@ -840,6 +924,8 @@ def test_reads_and_key_use_leave_the_directory_version_alone(
     store.get_access_key(key.access_key_id)
     store.list_access_keys(account.id, user)
     store.record_key_use(key.access_key_id, at(1), "iam", "us-east-1")
+    store.list_keys()
+    store.list_keys(KeyPurpose.SIGN)
 
     assert store.directory_version() == before
 
@@ -850,6 +936,8 @@ def test_failed_writes_leave_the_directory_version_alone(store: Store, account: 
     policy = new_entity(store, account, Kind.POLICY, "read")
     ghost = Entity(Kind.USER, account.id, "ghost", ids.new_unique_id("AIDA"), "/", T0)
     missing_key = ids.new_access_key_id()
+    ring = ring_key()
+    store.add_key(ring)
     failing: list[Callable[[], None]] = [
         lambda: store.create_account(account),
         lambda: store.create_entity(dataclasses.replace(user, id=ids.new_unique_id("AIDA"))),
@@ -865,6 +953,8 @@ def test_failed_writes_leave_the_directory_version_alone(store: Store, account: 
         lambda: store.add_member(group, ghost),
         lambda: store.attach(ghost, policy),
         lambda: store.put_inline(ghost, "p", policy_document()),
+        lambda: store.add_key(ring),
+        lambda: store.set_key_state("a256gcm-missing", KeyState.RETIRED, T0),
     ]
     before = store.directory_version()
     for index, write in enumerate(failing):
@@ -883,3 +973,14 @@ def test_replicas_share_the_directory(store: Store, open_store: OpenStore) -> No
     replica.delete_entity(user)
     with pytest.raises(NoSuchEntityError):
         store.get_entity_by_id(user.id)
+
+
+def test_replicas_share_the_key_ring(store: Store, open_store: OpenStore) -> None:
+    replica = open_store()
+    record = ring_key(KeyAlgorithm.RS256)
+    before = replica.directory_version()
+    store.add_key(record)
+    assert replica.directory_version() == before + 1
+    assert replica.list_keys() == [record]
+    replica.set_key_state(record.kid, KeyState.RETIRING, at(5))
+    assert store.list_keys()[0].state is KeyState.RETIRING

@@ -104,3 +104,53 @@ class AccessKey:
     last_used: datetime | None = None
     last_used_service: str | None = None
     last_used_region: str | None = None
+
+
+# --- the key ring -----------------------------------------------------------------------------
+
+
+class KeyPurpose(Enum):
+    SEAL = "seal"  # AEAD keys that seal session tokens
+    SIGN = "sign"  # asymmetric keys that sign JWTs, published in the JWKS
+
+
+class KeyAlgorithm(Enum):
+    """Algorithms of key-ring keys, by their JOSE names (RFC 7518, RFC 8037)."""
+
+    A256GCM = "A256GCM"
+    ES256 = "ES256"
+    RS256 = "RS256"
+    EDDSA = "EdDSA"
+
+    @property
+    def purpose(self) -> KeyPurpose:
+        return KeyPurpose.SEAL if self is KeyAlgorithm.A256GCM else KeyPurpose.SIGN
+
+
+class KeyState(Enum):
+    """Life of a key-ring key: ``active`` keys seal or sign (the newest one of its algorithm) and
+    open or verify; ``retiring`` keys only open or verify; ``retired`` keys do nothing."""
+
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """One key of the key ring as stored.
+
+    ``sealed_private`` is the private material (32 raw bytes for an AES key, PKCS#8 DER for a
+    signing key) sealed under the master key with the kid, purpose and algorithm as associated
+    data; ``public_pem`` is the SubjectPublicKeyInfo PEM of a signing key, empty for a seal key.
+    """
+
+    kid: str
+    purpose: KeyPurpose
+    algorithm: KeyAlgorithm
+    sealed_private: bytes = field(repr=False)
+    public_pem: str
+    created: datetime
+    state: KeyState = KeyState.ACTIVE
+    retiring_since: datetime | None = None
+    retired_at: datetime | None = None

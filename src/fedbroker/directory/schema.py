@@ -93,6 +93,21 @@ access_keys = Table(
     Column("last_used_region", String(32)),
 )
 
+# The key ring: seal keys for session tokens, signing keys for JWTs (credentials/keyring.py).
+keys = Table(
+    "keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("purpose", String(8), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("sealed_private", LargeBinary, nullable=False),  # sealed under the master key
+    Column("public_pem", Text, nullable=False),  # empty for seal keys
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("retiring_since", DateTime(timezone=True)),
+    Column("retired_at", DateTime(timezone=True)),
+)
+
 directory_version = Table(
     "directory_version",
     metadata,

@@ -34,6 +34,10 @@ from fedbroker.directory.model import (
     Account,
     Entity,
     InlinePolicy,
+    KeyAlgorithm,
+    KeyPurpose,
+    KeyRecord,
+    KeyState,
     KeyStatus,
     Kind,
     PolicyVersion,
@@ -528,6 +532,46 @@ class SqlStore:
                 )
             )
 
+    # --- the key ring -----------------------------------------------------------------------
+
+    def add_key(self, record: KeyRecord) -> None:
+        with _constraints(exists=f"the key `{record.kid}` already exists"), self._write() as conn:
+            conn.execute(
+                insert(t.keys).values(
+                    kid=record.kid,
+                    purpose=record.purpose.value,
+                    algorithm=record.algorithm.value,
+                    sealed_private=record.sealed_private,
+                    public_pem=record.public_pem,
+                    created=_required_utc(record.created),
+                    state=record.state.value,
+                    retiring_since=_utc(record.retiring_since),
+                    retired_at=_utc(record.retired_at),
+                )
+            )
+
+    def list_keys(self, purpose: KeyPurpose | None = None) -> list[KeyRecord]:
+        query = select(t.keys).order_by(t.keys.c.created, t.keys.c.kid)
+        if purpose is not None:
+            query = query.where(t.keys.c.purpose == purpose.value)
+        with self.engine.connect() as conn:
+            return [_key_record(r._mapping) for r in conn.execute(query).all()]
+
+    def set_key_state(self, kid: str, state: KeyState, when: datetime) -> None:
+        """Move a key to ``state``; ``when`` is recorded as ``retiring_since`` or
+        ``retired_at`` (both cleared when a key is made active again)."""
+        values: dict[str, Any] = {"state": state.value}
+        if state is KeyState.ACTIVE:
+            values |= {"retiring_since": None, "retired_at": None}
+        elif state is KeyState.RETIRING:
+            values |= {"retiring_since": _required_utc(when), "retired_at": None}
+        else:
+            values["retired_at"] = _required_utc(when)
+        with self._write() as conn:
+            done = conn.execute(update(t.keys).where(t.keys.c.kid == kid).values(**values))
+            if done.rowcount == 0:
+                raise NoSuchEntityError(f"the key `{kid}` cannot be found")
+
     # --- change tracking --------------------------------------------------------------------
 
     def directory_version(self) -> int:
@@ -660,4 +704,18 @@ def _access_key(row: Any) -> AccessKey:
         _utc(row["last_used"]),
         row["last_used_service"],
         row["last_used_region"],
+    )
+
+
+def _key_record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        row["kid"],
+        KeyPurpose(row["purpose"]),
+        KeyAlgorithm(row["algorithm"]),
+        bytes(row["sealed_private"]),
+        row["public_pem"],
+        _required_utc(row["created"]),
+        KeyState(row["state"]),
+        _utc(row["retiring_since"]),
+        _utc(row["retired_at"]),
     )

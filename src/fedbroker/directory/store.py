@@ -17,6 +17,9 @@ from fedbroker.directory.model import (
     Account,
     Entity,
     InlinePolicy,
+    KeyPurpose,
+    KeyRecord,
+    KeyState,
     KeyStatus,
     Kind,
     PolicyVersion,
@@ -73,6 +76,11 @@ class Store(Protocol):
     def record_key_use(
         self, access_key_id: str, when: datetime, service: str, region: str
     ) -> None: ...
+
+    # the key ring (credentials/keyring.py): kids are unique; listed oldest first
+    def add_key(self, record: KeyRecord) -> None: ...
+    def list_keys(self, purpose: KeyPurpose | None = None) -> list[KeyRecord]: ...
+    def set_key_state(self, kid: str, state: KeyState, when: datetime) -> None: ...
 
     # change tracking
     def directory_version(self) -> int: ...

@@ -174,6 +174,15 @@ def test_retiring_an_unknown_or_retired_key_is_refused(ring: KeyRing) -> None:
         ring.retire(old, later(3))
 
 
+def test_rotations_in_one_instant_each_make_the_new_key_the_active_one(ring: KeyRing) -> None:
+    """The clock need not move between rotations (kids are random; order must not be)."""
+    for _ in range(12):
+        new = ring.rotate(SEAL, A256GCM, T0)
+        assert ring.seal_key(T0).kid == new.kid
+        active = [r.kid for r in by_algorithm(ring, A256GCM) if r.state is KeyState.ACTIVE]
+        assert active == [new.kid]
+
+
 def test_rotation_checks_that_the_algorithm_fits_the_purpose(ring: KeyRing) -> None:
     with pytest.raises(InvalidInputError, match="not a seal algorithm"):
         ring.rotate(SEAL, ES256, T0)

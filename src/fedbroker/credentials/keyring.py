@@ -42,6 +42,7 @@ from fedbroker.errors import EntityAlreadyExistsError, FedbrokerError, InvalidIn
 FIRST_KEYS = (KeyAlgorithm.A256GCM, KeyAlgorithm.ES256, KeyAlgorithm.RS256)
 DEFAULT_ALGORITHM = {KeyPurpose.SEAL: KeyAlgorithm.A256GCM, KeyPurpose.SIGN: KeyAlgorithm.ES256}
 _KID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_TICK = timedelta(microseconds=1)
 
 
 class KeyRingError(FedbrokerError):
@@ -310,9 +311,16 @@ class KeyRing:
     def _add(self, algorithm: KeyAlgorithm, now: datetime) -> KeyRecord:
         private = jws.generate_private(algorithm)
         public = "" if algorithm is KeyAlgorithm.A256GCM else jws.public_pem(private)
+        # "Newest" is (created, kid). A key added after another must sort after it even when
+        # the clock has not moved (two rotations in one tick, a fixed test clock), so its
+        # creation time is nudged a microsecond past the newest key it follows.
+        latest = _newest(
+            [r for r in self._store.list_keys(algorithm.purpose) if r.algorithm is algorithm]
+        )
+        created = now if latest is None or now > latest.created else latest.created + _TICK
         for _attempt in range(3):
             kid = new_kid(algorithm)
-            record = KeyRecord(kid, algorithm.purpose, algorithm, b"", public, now)
+            record = KeyRecord(kid, algorithm.purpose, algorithm, b"", public, created)
             sealed = self._master_key.seal(private, private_context(record))
             record = replace(record, sealed_private=sealed)
             try:

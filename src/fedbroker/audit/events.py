@@ -57,9 +57,13 @@ class UserIdentity:
     access_key_id: str | None = None
     user_name: str | None = None
     invoked_by: str | None = None  # the tool or service that made the call on the identity's behalf
+    # CloudTrail's sessionContext (sessionIssuer, attributes, sourceIdentity, ...) and
+    # webIdFederationData, for calls made with temporary credentials.
+    session_context: Mapping[str, Any] | None = None
+    web_id_federation: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "type": self.type,
             "principalId": self.principal_id,
             "arn": self.arn,
@@ -67,7 +71,10 @@ class UserIdentity:
             "accessKeyId": self.access_key_id,
             "userName": self.user_name,
             "invokedBy": self.invoked_by,
+            "sessionContext": dict(self.session_context) if self.session_context else None,
         }
+        if self.web_id_federation and out["sessionContext"] is not None:
+            out["sessionContext"]["webIdFederationData"] = dict(self.web_id_federation)
         return {k: v for k, v in out.items() if v is not None}
 
 

@@ -1,4 +1,6 @@
-"""Who signed this request: SigV4 over a long-term access key of the directory.
+"""Who signed this request: SigV4 over a long-term access key of the directory, or over
+temporary credentials whose session token carries everything else (no database read for the
+session itself: only the role or user it belongs to, cached per directory version).
 
 Every failure collapses to AWS's outward codes (``InvalidClientTokenId`` for an unknown or
 inactive key, ``SignatureDoesNotMatch`` for a bad signature or clock skew,
@@ -12,9 +14,13 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from fedbroker.credentials.caller import Caller
+from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.sealing import MasterKey, SealError, access_key_context
+from fedbroker.credentials.session_token import PrincipalType as SessionType
+from fedbroker.credentials.session_token import SessionClaims, open_session_token
 from fedbroker.credentials.sigv4 import HttpRequest, SigV4Auth, SigV4Verifier, parse_auth
-from fedbroker.directory.model import AccessKey, Account, Entity, KeyStatus
+from fedbroker.directory.model import AccessKey, Account, Entity, KeyStatus, Kind
 from fedbroker.directory.store import Store
 from fedbroker.errors import (
     InvalidClientTokenIdError,
@@ -29,9 +35,15 @@ _LAST_USED_GRANULARITY = timedelta(minutes=1)
 @dataclass(frozen=True, slots=True)
 class Authenticated:
     account: Account
-    user: Entity | None  # None: the root user
-    key: AccessKey
+    user: Entity | None  # None: the root user, or a role session
+    access_key_id: str
     auth: SigV4Auth
+    session: SessionClaims | None = None
+    role: Entity | None = None
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.account, self.user, self.access_key_id, self.session, self.role)
 
 
 class Authenticator:
@@ -42,10 +54,15 @@ class Authenticator:
     """
 
     def __init__(
-        self, store: Store, master_key: MasterKey, verifier: SigV4Verifier | None = None
+        self,
+        store: Store,
+        master_key: MasterKey,
+        verifier: SigV4Verifier | None = None,
+        keyring: KeyRing | None = None,
     ) -> None:
         self.store = store
         self.master_key = master_key
+        self.keyring = keyring
         self.verifier = verifier or SigV4Verifier()
         self._lock = threading.Lock()
         self._version = -1
@@ -55,6 +72,8 @@ class Authenticator:
         auth = parse_auth(request)
         if auth is None:
             raise MissingAuthenticationTokenError("Request is missing Authentication Token")
+        if auth.access_key_id.startswith("ASIA"):
+            return self._temporary(request, auth, now)
         key, secret, account, user = self._key(auth.access_key_id)
         if auth.security_token is not None:
             raise InvalidClientTokenIdError(
@@ -64,13 +83,46 @@ class Authenticator:
         if key.last_used is None or now - key.last_used >= _LAST_USED_GRANULARITY:
             # Last use is kept to the minute: one write per key per minute, not per call.
             self.store.record_key_use(key.access_key_id, now, auth.service, auth.region)
-            key = replace(key, last_used=now, last_used_service=auth.service,
-                          last_used_region=auth.region)
+            key = replace(
+                key, last_used=now, last_used_service=auth.service, last_used_region=auth.region
+            )
             with self._lock:
                 cached = self._keys.get(key.access_key_id)
                 if cached is not None:
                     self._keys[key.access_key_id] = (key, cached[1], cached[2], cached[3])
-        return Authenticated(account, user, key, auth)
+        return Authenticated(account, user, key.access_key_id, auth)
+
+    def _temporary(self, request: HttpRequest, auth: SigV4Auth, now: datetime) -> Authenticated:
+        """Temporary credentials: open the session token (bound to the access key id), then
+        check the signature with the secret it carries."""
+        if auth.security_token is None or self.keyring is None:
+            raise InvalidClientTokenIdError(INVALID_TOKEN, "temporary key without a session token")
+        claims = open_session_token(self.keyring, auth.security_token, auth.access_key_id, now)
+        self.verifier.verify(request, auth, claims.secret_access_key, now)
+        account, user, role = self._session_owner(claims)
+        return Authenticated(account, user, auth.access_key_id, auth, claims, role)
+
+    def _session_owner(self, claims: SessionClaims) -> tuple[Account, Entity | None, Entity | None]:
+        """The account and the role or user a session belongs to; a session whose role or user
+        has been deleted is no longer valid."""
+        try:
+            account = self.store.get_account(claims.account_id)
+            if claims.principal_type is SessionType.ASSUMED_ROLE:
+                assert claims.role_arn is not None
+                name = claims.role_arn.rsplit("/", 1)[-1]
+                role = self.store.get_entity(claims.account_id, Kind.ROLE, name)
+                if role.arn != claims.role_arn:
+                    raise NoSuchEntityError("role replaced")
+                return account, None, role
+            if claims.principal_arn == account.root_arn:
+                return account, None, None
+            name = claims.principal_arn.rsplit("/", 1)[-1]
+            user = self.store.get_entity(claims.account_id, Kind.USER, name)
+            return account, user, None
+        except (NoSuchEntityError, AssertionError):
+            raise InvalidClientTokenIdError(
+                INVALID_TOKEN, "the session's role or user no longer exists"
+            ) from None
 
     def _key(self, access_key_id: str) -> tuple[AccessKey, str, Account, Entity | None]:
         version = self.store.directory_version()

@@ -73,10 +73,46 @@ class PolicyCache:
         self._lock = threading.Lock()
         self._version = -1
         self._built: dict[str, PrincipalPolicies] = {}
+        self._sessions: dict[tuple[str, str | None, tuple[str, ...]], tuple[int, PolicySet]] = {}
 
     def for_principal(self, entity: Entity) -> PolicySet:
         """The policy set that decides ``entity``'s requests."""
         return self.sources(entity).policy_set
+
+    def for_session(
+        self, entity: Entity, session_policy: str | None, session_policy_arns: tuple[str, ...]
+    ) -> PolicySet:
+        """The policy set of a session of ``entity`` (a role, or a user's GetSessionToken
+        session): its identity policies and boundary, capped by the session policies.
+
+        Session policies given by ARN are read when the session is used; one deleted since
+        simply allows nothing more (the session keeps the cap of the others).
+        """
+        if session_policy is None and not session_policy_arns:
+            return self.for_principal(entity)
+        base = self.sources(entity)
+        key = (entity.id, session_policy, session_policy_arns)
+        with self._lock:
+            found = self._sessions.get(key)
+        if found is not None and found[0] == self._version:
+            return found[1]
+        session: list[Policy] = []
+        if session_policy is not None:
+            compiled = _compile(session_policy, PolicyKind.SESSION, "session policy")
+            if compiled is not None:
+                session.append(compiled)
+        for arn in session_policy_arns:
+            source = self._managed_by_arn(entity.account_id, arn)
+            if source is not None:
+                session.append(source.policy)
+        policy_set = PolicySet(
+            identity=base.policy_set.identity, boundary=base.policy_set.boundary, session=session
+        )
+        with self._lock:
+            if len(self._sessions) > 4096:
+                self._sessions.clear()
+            self._sessions[key] = (self._version, policy_set)
+        return policy_set
 
     def sources(self, entity: Entity) -> PrincipalPolicies:
         """The policies of a user (with its groups'), group or role, with their sources."""

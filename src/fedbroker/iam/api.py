@@ -79,29 +79,18 @@ def execute(
 
 
 def authorize(ctx: CallContext, op: Operation, params: Params) -> None:
-    """The root user may do anything in its account; everyone else asks the policy engine."""
+    """The root user may do anything in its account; everyone else asks the policy engine,
+    over their identity policies, boundary and (for a session) session policies."""
     caller = ctx.caller
-    if caller.user is None:
+    policies = caller.policy_set(ctx.services.policies)
+    if policies is None:
         return
     resource = op.resource(ctx, params)
-    context: dict[str, object] = {
-        "aws:username": caller.user.name,
-        "aws:userid": caller.user.id,
-        "aws:PrincipalArn": caller.arn,
-        "aws:PrincipalAccount": caller.account.id,
-        "aws:PrincipalType": "User",
-        "aws:SourceIp": ctx.source_ip,
-        "aws:CurrentTime": ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "aws:EpochTime": str(int(ctx.now.timestamp())),
-        "aws:SecureTransport": "true" if ctx.secure_transport else "false",
-        "aws:RequestedRegion": ctx.services.region,
-        "aws:ViaAWSService": "false",
-    }
-    for key, value in caller.user.tags.items():
-        context[f"aws:PrincipalTag/{key}"] = value
+    context = caller.request_context(
+        ctx.now, ctx.source_ip, ctx.secure_transport, ctx.services.region
+    )
     if op.extra_context is not None:
         context.update(op.extra_context(ctx, params))
-    policies = ctx.services.policies.for_principal(caller.user)
     request = make_request(f"iam:{op.name}", resource, caller.principal, context, caller.account.id)
     decision = policies.authorize(request)
     explicit = decision.effect.value == "ExplicitDeny"

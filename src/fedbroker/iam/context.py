@@ -6,46 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fedbroker.audit.events import AuditSink, UserIdentity
+from fedbroker.audit.events import AuditSink
 from fedbroker.clock import Clock
+from fedbroker.credentials.caller import Caller
+from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.sealing import MasterKey
 from fedbroker.directory.access import PolicyCache
-from fedbroker.directory.model import Account, Entity
 from fedbroker.directory.store import Store
-from fedbroker.policy import Principal, PrincipalType
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated caller: the root user or an IAM user, with the key it signed with."""
-
-    account: Account
-    user: Entity | None  # None for the root user
-    access_key_id: str
-
-    @property
-    def is_root(self) -> bool:
-        return self.user is None
-
-    @property
-    def arn(self) -> str:
-        return self.account.root_arn if self.user is None else self.user.arn
-
-    @property
-    def principal(self) -> Principal:
-        if self.user is None:
-            return Principal(self.arn, PrincipalType.ROOT, self.account.id)
-        return Principal(self.arn, PrincipalType.USER, self.account.id)
-
-    @property
-    def identity(self) -> UserIdentity:
-        if self.user is None:
-            return UserIdentity(
-                "Root", self.account.id, self.arn, self.account.id, self.access_key_id
-            )
-        return UserIdentity(
-            "IAMUser", self.user.id, self.arn, self.account.id, self.access_key_id, self.user.name
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +25,7 @@ class Services:
     policies: PolicyCache
     audit: AuditSink
     region: str
+    keyring: KeyRing | None = None  # seals session tokens; needed by STS
 
 
 @dataclass(slots=True)
@@ -82,3 +50,6 @@ class CallContext:
 
     def arn(self, resource: str) -> str:
         return f"arn:aws:iam::{self.account_id}:{resource}"
+
+
+__all__ = ["CallContext", "Caller", "Services"]

@@ -104,6 +104,9 @@ class PolicySet:
     resource: Policy | None = None
     scp: Sequence[Sequence[Policy]] = ()
     rcp: Sequence[Sequence[Policy]] = ()
+    # Role trust policies (and KMS key policies) are the documented exception to "identity or
+    # resource policy": the resource policy itself must allow, even within one account.
+    resource_required: bool = False
     _groups: dict[str, PolicyGroup] = field(init=False, repr=False)
     _scp: tuple[PolicyGroup, ...] = field(init=False, repr=False)
     _rcp: tuple[PolicyGroup, ...] = field(init=False, repr=False)
@@ -120,7 +123,9 @@ class PolicySet:
         self._groups = groups
         self._scp = tuple(PolicyGroup(f"scp[{i}]", lvl) for i, lvl in enumerate(self.scp))
         self._rcp = tuple(PolicyGroup(f"rcp[{i}]", lvl) for i, lvl in enumerate(self.rcp))
-        self._identity_only = len(groups) == 1 and not self._scp and not self._rcp
+        self._identity_only = (
+            len(groups) == 1 and not self._scp and not self._rcp and not self.resource_required
+        )
 
     def authorize(self, request: Request) -> Decision:
         return authorize(self, request)
@@ -173,6 +178,16 @@ def authorize(policies: PolicySet, request: Request) -> Decision:
             "resource",
             final,
             lambda: "a principal outside the account needs a resource-based policy to allow it",
+        )
+
+    if policies.resource_required and not resource_allows:
+        return _implicit(
+            "resource",
+            final,
+            lambda: (
+                "the role's trust policy does not allow this principal (a trust policy must allow "
+                "the principal itself)"
+            ),
         )
 
     # The identity side: identity policies (plus a same-account grant to the role ARN), capped

@@ -11,6 +11,7 @@ from fedbroker.audit.events import AuditSink, JsonlAuditSink
 from fedbroker.clock import Clock, SystemClock
 from fedbroker.config import Settings, master_key_from_env
 from fedbroker.credentials.authn import Authenticator
+from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.sealing import load_master_key
 from fedbroker.directory.access import PolicyCache
 from fedbroker.directory.sql import SqlStore
@@ -29,13 +30,17 @@ def create_app(
         settings.effective_master_key_file, master_key_from_env(), settings.dev_mode
     )
     store = SqlStore(settings.effective_database_url)
+    the_clock = clock or SystemClock()
+    keyring = KeyRing(store, master_key)
+    keyring.ensure_keys(the_clock.now())
     services = Services(
         store=store,
-        clock=clock or SystemClock(),
+        clock=the_clock,
         master_key=master_key,
         policies=PolicyCache(store),
         audit=audit or JsonlAuditSink(settings.audit_log),
         region=settings.region,
+        keyring=keyring,
     )
     app = Flask("fedbroker")
     app.config["MAX_BODY_BYTES"] = settings.max_body_bytes
@@ -43,7 +48,7 @@ def create_app(
     if test_config:
         app.config.update(test_config)
     app.extensions["fedbroker.services"] = services
-    app.extensions["fedbroker.authenticator"] = Authenticator(store, master_key)
+    app.extensions["fedbroker.authenticator"] = Authenticator(store, master_key, keyring=keyring)
 
     from fedbroker.web.query import blueprint
 

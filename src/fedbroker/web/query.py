@@ -23,7 +23,8 @@ from fedbroker.errors import (
     PayloadTooLargeError,
 )
 from fedbroker.iam import api as iam_api
-from fedbroker.iam.context import Caller, Services
+from fedbroker.iam.context import Services
+from fedbroker.sts import api as sts_api
 from fedbroker.web import xml
 
 log = logging.getLogger("fedbroker.web")
@@ -56,6 +57,7 @@ def query() -> Response:
     services = _services()
     form: dict[str, str] = {}
     action = "Unknown"
+    namespace = xml.IAM_NAMESPACE
     try:
         body = _read_body()
         form = _parse_form(body)
@@ -67,20 +69,26 @@ def query() -> Response:
             headers=dict(request.headers),
             body=body,
         )
+        if not action:
+            raise InvalidActionError("missing `Action` parameter")
+        if sts_api.is_unsigned(action) and "Authorization" not in request.headers:
+            namespace = sts_api.NAMESPACE
+            result = sts_api.execute(services, None, meta, action, form)
+            return _xml(xml.response(action, result, request_id, namespace))
         try:
             authenticated = _authenticator().authenticate(http_request, services.clock.now())
         except AuthenticationError as exc:
             log.info("authentication failed: %s (%s)", exc.code, exc.detail)
             raise
-        if authenticated.auth.service != "iam":
-            raise InvalidActionError(
-                f"service `{authenticated.auth.service}` is not served here yet"
-            )
-        if not action:
-            raise InvalidActionError("missing `Action` parameter")
-        caller = Caller(authenticated.account, authenticated.user, authenticated.key.access_key_id)
-        result = iam_api.execute(services, caller, meta, action, form)
-        return _xml(xml.response(action, result, request_id))
+        service = authenticated.auth.service
+        if service == "sts":
+            namespace = sts_api.NAMESPACE
+            result = sts_api.execute(services, authenticated.caller, meta, action, form)
+        elif service == "iam":
+            result = iam_api.execute(services, authenticated.caller, meta, action, form)
+        else:
+            raise InvalidActionError(f"service `{service}` is not served here")
+        return _xml(xml.response(action, result, request_id, namespace))
     except FedbrokerError as exc:
         if not exc.audited:
             detail = exc.detail if isinstance(exc, AuthenticationError) else None
@@ -94,7 +102,10 @@ def query() -> Response:
                 error_detail=detail,
             )
         return _xml(
-            xml.error(exc.code, exc.message, request_id, sender=exc.status < 500), exc.status
+            xml.error(
+                exc.code, exc.message, request_id, sender=exc.status < 500, namespace=namespace
+            ),
+            exc.status,
         )
 
 

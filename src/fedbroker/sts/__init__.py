@@ -1,0 +1,1 @@
+"""STS: temporary credentials for users, roles and federated identities."""

@@ -8,6 +8,7 @@ caller.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +60,17 @@ def sts_operation(
     return register
 
 
-def is_unsigned(action: str) -> bool:
-    import fedbroker.sts.operations  # noqa: F401  (registers every operation)
+# Modules whose import registers STS operations (one line per module).
+OPERATION_MODULES = ("fedbroker.sts.operations",)
 
+
+def _load() -> None:
+    for module in OPERATION_MODULES:
+        importlib.import_module(module)
+
+
+def is_unsigned(action: str) -> bool:
+    _load()
     op = OPERATIONS.get(action)
     return op is not None and not op.signed
 
@@ -74,8 +83,7 @@ def execute(
     form: dict[str, str],
 ) -> dict[str, Any]:
     """Run ``action``; raises :class:`FedbrokerError` (already audited) on failure."""
-    import fedbroker.sts.operations  # noqa: F401  (registers every operation)
-
+    _load()
     now = services.clock.now()
     ctx = StsContext(services, caller, meta, now)
     op = OPERATIONS.get(action)

@@ -22,8 +22,8 @@ from fedbroker.credentials.session_token import (
 from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import (
     AccessDeniedError,
-    InvalidAuthenticationCodeError,
     FedbrokerError,
+    InvalidAuthenticationCodeError,
     NoSuchEntityError,
     ValidationError,
 )

@@ -1,11 +1,13 @@
 """Run the whole benchmark and print (optionally also write) a Markdown report.
 
-    .venv/bin/python -m bench [--quick] [--markdown FILE]
+    .venv/bin/python -m bench [--quick] [--only engine|http] [--markdown FILE]
 
 For each principal size (10, 100, 1,000, 10,000 statements) it builds the workload, builds the
 three engines, picks the benchmark requests, asserts that the engines agree on them, then times
 fedbroker, cedarpy (per call and batched) and moto in interleaved rounds. Then it times bulk
-``simulate --jsonl`` through the CLI and in-process. See ``bench/README.md``.
+``simulate --jsonl`` through the CLI and in-process. Last, IAM over HTTP: signed ``GetRole``
+calls per second against ``fedbroker serve`` and moto's server, and the SQL statements per
+call (``bench/http_iam.py``, ``bench/http_sql.py``). See ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from bench import bulk
+from bench import bulk, http_iam
 from bench.engines import Cedar, CedarBatch, Engine, Fedbroker, Moto
 from bench.scenario import SHAPES, check_agreement, classify, select, shuffled
 from bench.timing import (
@@ -289,25 +291,58 @@ def machine_note(timer_overhead_ns: float) -> list[str]:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     versions = ", ".join(
-        f"{name} {importlib.metadata.version(name)}" for name in ("cedarpy", "moto", "fedbroker")
+        f"{name} {importlib.metadata.version(name)}"
+        for name in ("cedarpy", "moto", "boto3", "fedbroker")
     )
     return [
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} "
         f"{platform.release()}; shared and noisy (see shared/PERFORMANCE.md)",
         f"- Python {platform.python_version()}; {versions}; fedbroker commit {commit}",
+        f"- fedbroker source: {source_note()}",
         f"- timer: time.perf_counter_ns, {timer_overhead_ns:.0f} ns per empty start/stop pair",
     ]
+
+
+def source_note() -> str:
+    """Where ``fedbroker`` was imported from and whether that is the commit named above."""
+    import fedbroker
+
+    where = Path(fedbroker.__file__).resolve().parent.parent
+    if where != REPO / "src":
+        return f"{where} (not this repository's src/)"
+    try:
+        changed = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "src/ (state unknown)"
+    return f"src/ with {len(changed)} uncommitted changes" if changed else "src/ as committed"
 
 
 def render(
     results: Sequence[SizeResult],
     bulk_result: bulk.BulkResult | None,
+    http_result: http_iam.HttpResult | None,
     header: list[str],
     command: str,
 ) -> str:
-    out: list[str] = ["# fedbroker policy engine benchmark", "", f"Command: `{command}`", ""]
+    out: list[str] = ["# fedbroker benchmark", "", f"Command: `{command}`", ""]
     out += header
+    if results:
+        out += _engine_sections(results)
+    if bulk_result is not None:
+        out += _bulk_section(bulk_result)
+    if http_result is not None:
+        out += http_iam.render(http_result)
+    return "\n".join(out) + "\n"
+
+
+def _engine_sections(results: Sequence[SizeResult]) -> list[str]:
+    out: list[str] = []
     out += [
         "",
         "## Decision cost, median µs per call (medians of interleaved rounds)",
@@ -393,10 +428,7 @@ def render(
         avail = " / ".join(str(r.available[s]) for s in SHAPES)
         checks = ", ".join(f"{name} {count}" for name, count in r.agreement.items()) or "—"
         out.append(f"| {r.label} | {r.patterns:,} | {avail} | {r.distinct_actions} | {checks} |")
-
-    if bulk_result is not None:
-        out += _bulk_section(bulk_result)
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _bulk_section(b: bulk.BulkResult) -> list[str]:
@@ -472,6 +504,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bulk-lines", type=int, default=20_000)
     parser.add_argument("--bulk-rounds", type=int, default=3)
     parser.add_argument("--no-bulk", action="store_true")
+    parser.add_argument(
+        "--only",
+        choices=("engine", "http"),
+        help="run only the policy-engine sections (engine: decisions, growth, bulk) or only "
+        "IAM over HTTP",
+    )
+    parser.add_argument("--http-rounds", type=int, default=7, help="interleaved HTTP rounds")
+    parser.add_argument(
+        "--http-seconds", type=float, default=3.0, help="seconds per server and load per round"
+    )
+    parser.add_argument("--no-http", action="store_true", help="skip IAM over HTTP")
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="HTTP: no fedbroker-on-PostgreSQL row"
+    )
+    parser.add_argument(
+        "--no-sql-count", action="store_true", help="HTTP: skip counting SQL per call"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, short rounds")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     return parser.parse_args(argv)
@@ -482,6 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.sizes, args.cold_sizes = "10,100", "1000"
         args.budget_scale, args.bulk_lines, args.bulk_rounds = 0.2, 2000, 1
+        args.http_rounds, args.http_seconds = 3, 1.0
+    run_engine = args.only in (None, "engine")
+    run_http = args.only == "http" or (args.only is None and not args.no_http)
 
     def numbers(text: str) -> list[int]:
         return [int(n) for n in text.split(",") if n]
@@ -501,6 +553,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.monotonic()
     overhead = measure_timer_overhead()
+    results: list[SizeResult] = []
+    bulk_result = None
+    if run_engine:
+        results, bulk_result = run_engine_sections(args, plan, log)
+    http_result = None
+    if run_http:
+        log(
+            f"bench: IAM over HTTP, {args.http_rounds} rounds of {args.http_seconds:g} s per "
+            "server and load"
+        )
+        http_result = http_iam.measure(
+            WORK_DIR,
+            args.http_rounds,
+            args.http_seconds,
+            log,
+            postgres=not args.no_postgres,
+            count_sql=not args.no_sql_count,
+        )
+    report = render(results, bulk_result, http_result, machine_note(overhead), command.strip())
+    report += f"\nTotal benchmark time: {time.monotonic() - started:.0f} s.\n"
+    print(report)
+    if args.markdown is not None:
+        args.markdown.write_text(report, encoding="utf-8")
+        log(f"bench: report written to {args.markdown}")
+    return 0
+
+
+def run_engine_sections(
+    args: argparse.Namespace, plan: Sequence[Variant], log: Callable[[str], None]
+) -> tuple[list[SizeResult], bulk.BulkResult | None]:
+    """Decision cost per size against the peers, growth across sizes, bulk simulate."""
     log(f"bench: {len(REQUEST_ACTIONS)} request actions; {', '.join(v.label for v in plan)}")
     results: list[SizeResult] = []
     subjects: list[GrowthSubject] = []
@@ -517,10 +600,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_bulk:
         log(f"  bulk simulate: {args.bulk_lines} lines, {args.bulk_rounds} rounds")
         bulk_result = bulk.measure(WORK_DIR, args.bulk_lines, args.bulk_rounds)
-    report = render(results, bulk_result, machine_note(overhead), command.strip())
-    report += f"\nTotal benchmark time: {time.monotonic() - started:.0f} s.\n"
-    print(report)
-    if args.markdown is not None:
-        args.markdown.write_text(report, encoding="utf-8")
-        log(f"bench: report written to {args.markdown}")
-    return 0
+    return results, bulk_result

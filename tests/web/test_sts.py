@@ -374,3 +374,55 @@ def test_sts_calls_are_audited_without_secrets(broker: Broker, iam: Any, unique:
     assert identity["accessKeyId"] == creds["AccessKeyId"]
     assert identity["sessionContext"]["sessionIssuer"]["arn"] == arn
     assert identity["sessionContext"]["sourceIdentity"] == "carol"
+
+
+def _revoke(broker: Broker, *args: str) -> str:
+    import subprocess
+
+    from tests.web.conftest import FEDBROKER
+
+    done = subprocess.run(
+        [FEDBROKER, "sessions", "revoke", *broker.store_args, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_revoked_sessions_are_refused(broker: Broker, iam: Any, unique: str) -> None:
+    account = account_of(broker)
+    role = f"revocable-{unique}"
+    arn = make_role(iam, role, trust_account(account), READ_IAM)
+    sts = broker.client("sts")
+
+    def assume(name: str, **kwargs: Any) -> dict[str, Any]:
+        return dict(sts.assume_role(RoleArn=arn, RoleSessionName=name, **kwargs)["Credentials"])
+
+    one, two, three = assume("one"), assume("two"), assume("three", SourceIdentity="eve")
+    for creds in (one, two, three):
+        session(broker, creds).get_role(RoleName=role)
+    # One session, by the id the audit log shows for it.
+    events = [json.loads(line) for line in broker.audit_log.read_text().splitlines()]
+    used = next(
+        e for e in reversed(events) if e["userIdentity"].get("accessKeyId") == one["AccessKeyId"]
+    )
+    session_id = used["userIdentity"]["sessionContext"]["attributes"]["sessionId"]
+    assert "revoked" in _revoke(broker, "--session-id", session_id)
+    with pytest.raises(ClientError) as info:
+        session(broker, one).get_role(RoleName=role)
+    assert code(info) == "InvalidClientTokenId"
+    session(broker, two).get_role(RoleName=role)
+    # Everything of a source identity.
+    _revoke(broker, "--source-identity", "eve")
+    with pytest.raises(ClientError):
+        session(broker, three).get_role(RoleName=role)
+    session(broker, two).get_role(RoleName=role)
+    # Every session of the role issued until now; a new one works.
+    _revoke(broker, "--role", role)
+    with pytest.raises(ClientError):
+        session(broker, two).get_role(RoleName=role)
+    time.sleep(1.1)  # session times are whole seconds: the revocation's second is refused too
+    session(broker, assume("four")).get_role(RoleName=role)
+    assert any(e["eventName"] == "RevokeSessions" for e in broker.audit_events())

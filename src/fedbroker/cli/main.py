@@ -20,6 +20,7 @@ COMMANDS = {
     "apply": "fedbroker.cli.directory:apply_file",
     "export": "fedbroker.cli.directory:export_file",
     "root": "fedbroker.cli.root:root",
+    "sessions": "fedbroker.cli.sessions:sessions",
     "keys": "fedbroker.cli.keys:keys",
 }
 

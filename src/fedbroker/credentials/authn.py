@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from fedbroker.credentials.caller import Caller
 from fedbroker.credentials.keyring import KeyRing
+from fedbroker.credentials.revocation import revoked_reason
 from fedbroker.credentials.sealing import MasterKey, SealError, access_key_context
 from fedbroker.credentials.session_token import PrincipalType as SessionType
 from fedbroker.credentials.session_token import SessionClaims, open_session_token
@@ -67,6 +68,7 @@ class Authenticator:
         self._lock = threading.Lock()
         self._version = -1
         self._keys: dict[str, tuple[AccessKey, str, Account, Entity | None]] = {}
+        self._owners: dict[tuple[str, str], tuple[Account, Entity | None, Entity | None]] = {}
 
     def authenticate(self, request: HttpRequest, now: datetime) -> Authenticated:
         auth = parse_auth(request)
@@ -100,11 +102,31 @@ class Authenticator:
         claims = open_session_token(self.keyring, auth.security_token, auth.access_key_id, now)
         self.verifier.verify(request, auth, claims.secret_access_key, now)
         account, user, role = self._session_owner(claims)
+        reason = revoked_reason(account, role, claims)
+        if reason is not None:
+            raise InvalidClientTokenIdError(INVALID_TOKEN, reason)
         return Authenticated(account, user, auth.access_key_id, auth, claims, role)
 
     def _session_owner(self, claims: SessionClaims) -> tuple[Account, Entity | None, Entity | None]:
         """The account and the role or user a session belongs to; a session whose role or user
-        has been deleted is no longer valid."""
+        has been deleted is no longer valid. Cached until the directory version moves."""
+        version = self.store.directory_version()
+        key = (claims.account_id, claims.role_arn or claims.principal_arn)
+        with self._lock:
+            if version != self._version:
+                self._keys.clear()
+                self._owners.clear()
+                self._version = version
+            cached = self._owners.get(key)
+        if cached is not None:
+            return cached
+        owner = self._load_owner(claims)
+        with self._lock:
+            if self._version == version:
+                self._owners[key] = owner
+        return owner
+
+    def _load_owner(self, claims: SessionClaims) -> tuple[Account, Entity | None, Entity | None]:
         try:
             account = self.store.get_account(claims.account_id)
             if claims.principal_type is SessionType.ASSUMED_ROLE:
@@ -129,6 +151,7 @@ class Authenticator:
         with self._lock:
             if version != self._version:
                 self._keys.clear()
+                self._owners.clear()
                 self._version = version
             cached = self._keys.get(access_key_id)
         if cached is not None:

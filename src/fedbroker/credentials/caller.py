@@ -140,6 +140,8 @@ class Caller:
         attributes: dict[str, Any] = {
             "creationDate": _stamp(session.issued),
             "mfaAuthenticated": "true" if session.mfa_authenticated else "false",
+            # Not in CloudTrail's record: the id `fedbroker sessions revoke` takes.
+            "sessionId": session.session_id,
         }
         context: dict[str, Any] = {"attributes": attributes}
         if session.principal_type is SessionType.ASSUMED_ROLE and self.role is not None:

@@ -110,8 +110,17 @@ class SqlStore:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
+            # Recycle idle connections rather than ping before every checkout: a ping is one
+            # more round trip on every read.
+            kwargs["pool_recycle"] = 300
         self.engine = create_engine(url, **kwargs)
+        # Reads need no transaction of their own on PostgreSQL: each is one statement, and
+        # AUTOCOMMIT saves the BEGIN/ROLLBACK round trips around it.
+        self._reader = (
+            self.engine
+            if url.startswith("sqlite")
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
@@ -150,14 +159,14 @@ class SqlStore:
             )
 
     def get_account(self, account_id: str) -> Account:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
         if row is None:
             raise NoSuchEntityError(f"the account `{account_id}` does not exist")
         return _account(row._mapping)
 
     def list_accounts(self) -> list[Account]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(select(t.accounts).order_by(t.accounts.c.created)).all()
         return [_account(r._mapping) for r in rows]
 
@@ -202,7 +211,7 @@ class SqlStore:
                 )
 
     def get_entity(self, account_id: str, kind: Kind, name: str) -> Entity:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(
                 select(t.entities).where(
                     t.entities.c.account_id == account_id,
@@ -215,7 +224,7 @@ class SqlStore:
         return _entity(row._mapping)
 
     def get_entity_by_id(self, entity_id: str) -> Entity:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(select(t.entities).where(t.entities.c.id == entity_id)).first()
         if row is None:
             raise NoSuchEntityError(f"no entity with id `{entity_id}`")
@@ -227,7 +236,7 @@ class SqlStore:
             .where(t.entities.c.account_id == account_id, t.entities.c.kind == kind.name)
             .order_by(t.entities.c.name_key)
         )
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(query).all()
         found = [_entity(r._mapping) for r in rows]
         return [e for e in found if e.path.startswith(path_prefix)]
@@ -301,7 +310,7 @@ class SqlStore:
             .where(key == value)
             .order_by(t.entities.c.name_key)
         )
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return [_entity(r._mapping) for r in conn.execute(query).all()]
 
     # --- attachments ------------------------------------------------------------------------
@@ -349,7 +358,7 @@ class SqlStore:
             )
 
     def get_inline(self, owner: Entity, name: str) -> InlinePolicy:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(
                 select(t.inline_policies).where(
                     t.inline_policies.c.owner_id == owner.id,
@@ -376,7 +385,7 @@ class SqlStore:
                 )
 
     def list_inline(self, owner: Entity) -> list[InlinePolicy]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 select(t.inline_policies)
                 .where(t.inline_policies.c.owner_id == owner.id)
@@ -411,7 +420,7 @@ class SqlStore:
             )
 
     def list_versions(self, policy: Entity) -> list[PolicyVersion]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 select(t.policy_versions).where(t.policy_versions.c.policy_id == policy.id)
             ).all()
@@ -479,7 +488,7 @@ class SqlStore:
             )
 
     def get_access_key(self, access_key_id: str) -> AccessKey:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(
                 select(t.access_keys).where(t.access_keys.c.access_key_id == access_key_id)
             ).first()
@@ -493,7 +502,7 @@ class SqlStore:
             if user is None
             else t.access_keys.c.user_id == user.id
         )
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 select(t.access_keys)
                 .where(t.access_keys.c.account_id == account_id, owner)
@@ -554,7 +563,7 @@ class SqlStore:
         query = select(t.keys).order_by(t.keys.c.created, t.keys.c.kid)
         if purpose is not None:
             query = query.where(t.keys.c.purpose == purpose.value)
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return [_key_record(r._mapping) for r in conn.execute(query).all()]
 
     def set_key_state(self, kid: str, state: KeyState, when: datetime) -> None:
@@ -575,7 +584,7 @@ class SqlStore:
     # --- change tracking --------------------------------------------------------------------
 
     def directory_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             value = conn.execute(select(func.max(t.directory_version.c.version))).scalar()
         return int(value or 0)
 

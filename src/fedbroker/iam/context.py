@@ -39,6 +39,9 @@ class CallContext:
     now: datetime
     # Filled by operations for the audit record: what was done, never secrets.
     response_elements: dict[str, Any] | None = field(default=None)
+    # Entities read to authorize the call, handed to the operation once so it need not read
+    # them again (keyed by kind name and lower-cased entity name).
+    prefetched: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def store(self) -> Store:

@@ -21,6 +21,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         self.cfg.set("worker_class", "sync")
         self.cfg.set("accesslog", None)
         self.cfg.set("timeout", 60)
+        # Each broker its own: gunicorn's default control socket is one per user, shared by
+        # every server that user runs.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
         return create_app(self.settings)

@@ -54,6 +54,9 @@ def named(ctx: CallContext, params: Params, kind: Kind) -> Entity:
     """The entity named by the operation's ``UserName``/``GroupName``/``RoleName``."""
     name = params.name(PARAM[kind], NAME_LIMITS[kind])
     assert name is not None
+    found = ctx.prefetched.pop((kind.name, name.lower()), None)
+    if isinstance(found, Entity):
+        return found
     return lookup(ctx, kind, name)
 
 
@@ -63,7 +66,9 @@ def arn_for(kind: Kind) -> Callable[[CallContext, Params], str]:
     def resource(ctx: CallContext, params: Params) -> str:
         name = params.form.get(PARAM[kind], "")
         try:
-            return lookup(ctx, kind, name).arn
+            entity = lookup(ctx, kind, name)
+            ctx.prefetched[(kind.name, name.lower())] = entity
+            return entity.arn
         except (NoSuchEntityError, ValidationError):
             path = params.form.get("Path", "/") or "/"
             return ctx.arn(f"{kind.resource_type}{path}{name}")

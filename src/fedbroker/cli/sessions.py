@@ -1,0 +1,106 @@
+"""``fedbroker sessions revoke``: end temporary credentials before they expire.
+
+A revocation reaches every replica with the next request it serves: the check on use reads
+it through the directory, whose version every replica compares on each request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from fedbroker.cli.server import _common, _settings
+
+
+@click.group()
+def sessions() -> None:
+    """Temporary credentials (sessions)."""
+
+
+@sessions.command("revoke")
+@_common
+@click.option("--role", "role_name", help="Revoke the sessions of this role (name).")
+@click.option(
+    "--before", help="With --role: sessions issued before this ISO 8601 time (default: now)."
+)
+@click.option(
+    "--session-id",
+    help="Revoke one session (its id is in the audit log, "
+    "userIdentity.sessionContext.attributes.sessionId).",
+)
+@click.option(
+    "--source-identity", help="Revoke every session of this source identity issued until now."
+)
+def revoke(
+    data_dir: str | None,
+    database_url: str | None,
+    config: str | None,
+    role_name: str | None,
+    before: str | None,
+    session_id: str | None,
+    source_identity: str | None,
+) -> None:
+    """Revoke sessions by role, by session id, or by source identity."""
+    from fedbroker.audit.events import AuditEvent, JsonlAuditSink, UserIdentity
+    from fedbroker.clock import SystemClock
+    from fedbroker.credentials import revocation
+    from fedbroker.directory.ids import new_request_id
+    from fedbroker.directory.model import Kind
+    from fedbroker.directory.sql import SqlStore
+    from fedbroker.errors import FedbrokerError
+
+    chosen = [x for x in (role_name, session_id, source_identity) if x]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --role, --session-id, --source-identity")
+    if before and not role_name:
+        raise click.UsageError("--before goes with --role")
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    now = SystemClock().now()
+    try:
+        store = SqlStore(settings.effective_database_url)
+        accounts = store.list_accounts()
+        if len(accounts) != 1:
+            raise click.ClickException("expected exactly one account; run `fedbroker init`")
+        account = accounts[0]
+        params: dict[str, Any]
+        if role_name:
+            moment = datetime.fromisoformat(before) if before else now
+            if moment.tzinfo is None:
+                raise click.UsageError("--before needs a time zone, e.g. 2026-01-01T00:00:00Z")
+            role = store.get_entity(account.id, Kind.ROLE, role_name)
+            revocation.revoke_role_sessions(store, role, moment)
+            params = {"roleName": role.name, "issuedBefore": moment.isoformat()}
+            done = f"sessions of role {role.name} issued before {moment.isoformat()} revoked"
+        elif session_id:
+            revocation.revoke_session(store, account, session_id, now)
+            params = {"sessionId": session_id}
+            done = f"session {session_id} revoked"
+        else:
+            assert source_identity is not None
+            revocation.revoke_source_identity(store, account, source_identity, now)
+            params = {"sourceIdentity": source_identity}
+            done = f"sessions of source identity {source_identity} revoked"
+    except FedbrokerError as exc:
+        raise click.ClickException(exc.message) from None
+    except ValueError as exc:
+        raise click.UsageError(f"--before: {exc}") from None
+    JsonlAuditSink(settings.audit_log).emit(
+        AuditEvent(
+            event_time=now,
+            event_source="sts.amazonaws.com",
+            event_name="RevokeSessions",
+            region=settings.region,
+            source_ip="localhost",
+            user_agent="fedbroker-cli",
+            user_identity=UserIdentity(
+                "Root", account.id, account.root_arn, account.id, invoked_by="fedbroker sessions"
+            ),
+            request_id=new_request_id(),
+            request_parameters=params,
+            recipient_account_id=account.id,
+        )
+    )
+    click.echo(done)
+    store.close()

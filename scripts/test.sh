@@ -19,6 +19,12 @@ if [ ! -x .venv-awscli/bin/aws ]; then
 fi
 export FEDBROKER_TEST_AWS_CLI="$PWD/.venv-awscli/bin/aws"
 
+# Node peers the tests start on 127.0.0.1 (tests/peers: npm oauth2-mock-server), pinned by
+# tests/peers/package-lock.json.
+if [ ! -d tests/peers/node_modules/oauth2-mock-server ]; then
+    (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # PostgreSQL is part of the normal run (the store conformance suite and the API tests).
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     if command -v pg_ctlcluster >/dev/null 2>&1; then

@@ -181,3 +181,37 @@ class InvalidAuthenticationCodeError(FedbrokerError):
 class InvalidUserTypeError(FedbrokerError):
     code = "InvalidUserType"
     status = 400
+
+
+# --- web identity federation (AssumeRoleWithWebIdentity) -------------------------------------
+# AWS STS API Reference, "AssumeRoleWithWebIdentity", Errors. Every token problem is one
+# outward error with one message, so the broker cannot be used as an oracle; the precise
+# reason is kept in ``detail`` for the log and the audit event.
+
+
+class IdentityTokenError(FedbrokerError):
+    status = 400
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+class InvalidIdentityTokenError(IdentityTokenError):
+    """The web identity token could not be verified (signature, issuer, audience, claims)."""
+
+    code = "InvalidIdentityToken"
+
+
+class ExpiredIdentityTokenError(IdentityTokenError):
+    """A genuine web identity token past its ``exp`` (reported only after its signature
+    checked out, so it tells nothing to a forger)."""
+
+    code = "ExpiredTokenException"
+
+
+class IdpCommunicationError(IdentityTokenError):
+    """The provider's discovery document or JWKS could not be fetched and no keys are cached;
+    botocore retries this code."""
+
+    code = "IDPCommunicationError"

@@ -61,6 +61,7 @@ class UserIdentity:
     # webIdFederationData, for calls made with temporary credentials.
     session_context: Mapping[str, Any] | None = None
     web_id_federation: Mapping[str, Any] | None = None
+    identity_provider: str | None = None  # a SAMLUser's NameQualifier, a WebIdentityUser's provider
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -72,6 +73,7 @@ class UserIdentity:
             "userName": self.user_name,
             "invokedBy": self.invoked_by,
             "sessionContext": dict(self.session_context) if self.session_context else None,
+            "identityProvider": self.identity_provider,
         }
         if self.web_id_federation and out["sessionContext"] is not None:
             out["sessionContext"]["webIdFederationData"] = dict(self.web_id_federation)

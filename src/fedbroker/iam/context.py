@@ -13,6 +13,7 @@ from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.sealing import MasterKey
 from fedbroker.directory.access import PolicyCache
 from fedbroker.directory.store import Store
+from fedbroker.federation.oidc import OidcVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class Services:
     audit: AuditSink
     region: str
     keyring: KeyRing | None = None  # seals session tokens; needed by STS
+    # Verifies web identity tokens; one per process, so its JWKS cache is shared.
+    web_identity: OidcVerifier = field(default_factory=OidcVerifier)
 
 
 @dataclass(slots=True)

@@ -61,7 +61,10 @@ def sts_operation(
 
 
 # Modules whose import registers STS operations (one line per module).
-OPERATION_MODULES = ("fedbroker.sts.operations",)
+OPERATION_MODULES = (
+    "fedbroker.sts.operations",
+    "fedbroker.sts.web_identity",
+)
 
 
 def _load() -> None:

@@ -212,7 +212,11 @@ def session_tags(
     return merged, tuple(dict.fromkeys([*transitive, *keys]))
 
 
-def session_policies(ctx: StsContext, params: Params) -> tuple[str | None, tuple[str, ...]]:
+def session_policies(
+    ctx: StsContext, params: Params, account_id: str | None = None
+) -> tuple[str | None, tuple[str, ...]]:
+    """``Policy`` and ``PolicyArns``; managed policies are looked up in ``account_id`` (the
+    caller's account when not given)."""
     policy = params.opt("Policy", max_len=100_000)
     if policy is not None:
         if len(policy) > MAX_SESSION_POLICY:
@@ -227,11 +231,11 @@ def session_policies(ctx: StsContext, params: Params) -> tuple[str | None, tuple
     )
     if len(arns) > MAX_POLICY_ARNS:
         raise ValidationError(f"at most {MAX_POLICY_ARNS} session policy ARNs are allowed")
-    caller = _caller(ctx)
+    account = account_id or _caller(ctx).account.id
     for arn in arns:
         name = arn.rsplit("/", 1)[-1]
         try:
-            found = ctx.services.store.get_entity(caller.account.id, Kind.POLICY, name)
+            found = ctx.services.store.get_entity(account, Kind.POLICY, name)
         except NoSuchEntityError:
             found = None
         if found is None or found.arn != arn:

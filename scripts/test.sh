@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+# pysaml2, the SAML IdP the tests run, signs with the xmlsec1 program.
+command -v xmlsec1 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq xmlsec1; }
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi

@@ -44,3 +44,22 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
         bad = tmp_path / "bad.toml"
         bad.write_text("[broker\n")
         load_settings(bad, environ={})
+
+
+def test_saml_names_default_to_aws_and_are_checked() -> None:
+    settings = load_settings(environ={})
+    assert settings.saml_entity_id == "urn:amazon:webservices"
+    assert settings.saml_acs_url == "https://signin.aws.amazon.com/saml"
+    custom = load_settings(
+        environ={
+            "FEDBROKER_SAML_ENTITY_ID": "urn:example:broker",
+            "FEDBROKER_SAML_ACS_URL": "https://broker.example/saml",
+        }
+    )
+    assert (custom.saml_entity_id, custom.saml_acs_url) == (
+        "urn:example:broker",
+        "https://broker.example/saml",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEDBROKER_SAML_ACS_URL": "signin", "FEDBROKER_SAML_ENTITY_ID": " "})
+    assert "saml_acs_url" in info.value.message and "saml_entity_id" in info.value.message

@@ -32,6 +32,10 @@ class Settings:
     region: str = "us-east-1"
     workers: int = 2
     max_body_bytes: int = 1_048_576
+    # The broker as a SAML service provider (federation/saml_sp.py): the Audience and the
+    # Recipient/Destination that AssumeRoleWithSAML requires. AWS's values by default.
+    saml_entity_id: str = "urn:amazon:webservices"
+    saml_acs_url: str = "https://signin.aws.amazon.com/saml"
 
     @property
     def effective_database_url(self) -> str:
@@ -110,4 +114,11 @@ def _coerce(name: str, value: Any) -> Any:
         if text not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError("must be true or false")
         return text in ("true", "1", "yes")
+    if name == "saml_acs_url":
+        text = str(value).strip()
+        if not text.startswith(("https://", "http://")) or " " in text:
+            raise ValueError("must be an http(s) URL")
+        return text
+    if name == "saml_entity_id" and not str(value).strip():
+        raise ValueError("must not be empty")
     return str(value)

@@ -17,6 +17,7 @@ from fedbroker.directory.store import Store
 from fedbroker.errors import EntityAlreadyExistsError
 from tests.directory.builders import (
     OpenStore,
+    at,
     new_account,
     new_entity,
     policy_document,
@@ -109,3 +110,14 @@ def test_racing_idempotent_writes_all_succeed(two_stores: list[Store]) -> None:
     assert len(store.groups_of(user)) == ROUNDS
     assert len(store.attached(user)) == ROUNDS
     assert len(store.list_inline(user)) == ROUNDS
+
+
+def test_one_of_racing_replays_is_accepted(two_stores: list[Store]) -> None:
+    for round_ in range(ROUNDS):
+        key = f"{round_:064d}"
+
+        def remember(replica: Store, key: str = key, now: int = round_ % 5) -> Callable[[], bool]:
+            return lambda: replica.remember_assertion(key, at(10), at(now))
+
+        outcomes = run_together([remember(s) for s in two_stores])
+        assert sorted(outcomes, key=str) == [False, True], outcomes

@@ -984,3 +984,46 @@ def test_replicas_share_the_key_ring(store: Store, open_store: OpenStore) -> Non
     assert replica.list_keys() == [record]
     replica.set_key_state(record.kid, KeyState.RETIRING, at(5))
     assert store.list_keys()[0].state is KeyState.RETIRING
+
+
+# --- the SAML replay cache --------------------------------------------------------------------
+
+
+def test_an_assertion_is_remembered_once(store: Store) -> None:
+    assert store.remember_assertion("a" * 64, at(10), at(0)) is True
+    assert store.remember_assertion("a" * 64, at(10), at(1)) is False
+    assert (
+        store.remember_assertion("a" * 64, at(20), at(9)) is False
+    )  # a later expiry changes nothing
+    assert store.remember_assertion("b" * 64, at(10), at(1)) is True
+
+
+def test_expired_assertions_are_forgotten(store: Store) -> None:
+    assert store.remember_assertion("a" * 64, at(10), at(0)) is True
+    # At its NotOnOrAfter the entry is purged; an assertion that old is refused for its
+    # time anyway, so remembering it again is harmless.
+    assert store.remember_assertion("a" * 64, at(20), at(10)) is True
+    assert store.remember_assertion("a" * 64, at(20), at(15)) is False
+
+
+def test_assertion_expiry_compares_instants_across_zones(store: Store) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    store.remember_assertion("a" * 64, at(10).astimezone(plus_two), at(0))
+    # 5 minutes before the expiry, written in another zone: still remembered
+    assert store.remember_assertion("a" * 64, at(30), at(5).astimezone(plus_two)) is False
+
+
+def test_remembering_assertions_leaves_the_directory_version_alone(store: Store) -> None:
+    before = store.directory_version()
+    store.remember_assertion("a" * 64, at(10), at(0))
+    store.remember_assertion("a" * 64, at(10), at(1))
+    store.remember_assertion("b" * 64, at(30), at(20))  # purges "a"
+    assert store.directory_version() == before
+
+
+def test_replicas_share_the_replay_cache(store: Store, open_store: OpenStore) -> None:
+    replica = open_store()
+    assert store.remember_assertion("a" * 64, at(10), at(0)) is True
+    assert replica.remember_assertion("a" * 64, at(10), at(1)) is False
+    assert replica.remember_assertion("b" * 64, at(10), at(1)) is True
+    assert store.remember_assertion("b" * 64, at(10), at(2)) is False

@@ -108,6 +108,15 @@ keys = Table(
     Column("retired_at", DateTime(timezone=True)),
 )
 
+# Assertion ids used with AssumeRoleWithSAML, kept until the assertion could no longer be
+# accepted anyway (federation/saml_response.py); ``key`` is a SHA-256 of issuer and id.
+saml_assertions = Table(
+    "saml_assertions",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("not_on_or_after", DateTime(timezone=True), nullable=False, index=True),
+)
+
 directory_version = Table(
     "directory_version",
     metadata,

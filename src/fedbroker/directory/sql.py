@@ -581,6 +581,22 @@ class SqlStore:
             if done.rowcount == 0:
                 raise NoSuchEntityError(f"the key `{kid}` cannot be found")
 
+    # --- the SAML replay cache ---------------------------------------------------------------
+
+    def remember_assertion(self, key: str, not_on_or_after: datetime, now: datetime) -> bool:
+        # One transaction: purge what has expired, then insert unless present. Two replicas
+        # racing with the same key both insert; the primary key lets exactly one row in.
+        table = t.saml_assertions
+        with _writer(self.engine) as conn:
+            conn.execute(delete(table).where(table.c.not_on_or_after <= _required_utc(now)))
+            # RETURNING, not rowcount: psycopg reports no row count for ON CONFLICT DO NOTHING.
+            inserted = conn.execute(
+                _insert_or_ignore(conn, table)
+                .values(key=key, not_on_or_after=_required_utc(not_on_or_after))
+                .returning(table.c.key)
+            ).first()
+            return inserted is not None
+
     # --- change tracking --------------------------------------------------------------------
 
     def directory_version(self) -> int:

@@ -14,6 +14,7 @@ from fedbroker.credentials.sealing import MasterKey
 from fedbroker.directory.access import PolicyCache
 from fedbroker.directory.store import Store
 from fedbroker.federation.oidc import OidcVerifier
+from fedbroker.federation.saml_sp import ServiceProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Services:
     audit: AuditSink
     region: str
     keyring: KeyRing | None = None  # seals session tokens; needed by STS
+    saml: ServiceProvider = field(default_factory=ServiceProvider)  # names in SAML
     # Verifies web identity tokens; one per process, so its JWKS cache is shared.
     web_identity: OidcVerifier = field(default_factory=OidcVerifier)
 

@@ -15,6 +15,7 @@ from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.sealing import load_master_key
 from fedbroker.directory.access import PolicyCache
 from fedbroker.directory.sql import SqlStore
+from fedbroker.federation.saml_sp import ServiceProvider
 from fedbroker.iam.context import Services
 
 
@@ -41,6 +42,7 @@ def create_app(
         audit=audit or JsonlAuditSink(settings.audit_log),
         region=settings.region,
         keyring=keyring,
+        saml=ServiceProvider(settings.saml_entity_id, settings.saml_acs_url),
     )
     app = Flask("fedbroker")
     app.config["MAX_BODY_BYTES"] = settings.max_body_bytes

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine, then runs them all:
-# lint (ruff), types (mypy --strict on src/), import contracts (import-linter), pytest.
+# lint (ruff), types (mypy --strict on src/ and examples/), import contracts (import-linter),
+# pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +37,8 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
 fi
 
 echo "== ruff"
-.venv/bin/ruff check src tests bench scripts
-echo "== mypy (strict, src/)"
+.venv/bin/ruff check src tests bench scripts examples
+echo "== mypy (strict, src/ and examples/)"
 .venv/bin/mypy
 echo "== import contracts"
 .venv/bin/lint-imports

@@ -19,8 +19,9 @@ from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.revocation import revoked_reason
 from fedbroker.credentials.sealing import MasterKey, SealError, access_key_context
 from fedbroker.credentials.session_token import PrincipalType as SessionType
-from fedbroker.credentials.session_token import SessionClaims, open_session_token
+from fedbroker.credentials.session_token import SessionClaims
 from fedbroker.credentials.sigv4 import HttpRequest, SigV4Auth, SigV4Verifier, parse_auth
+from fedbroker.credentials.token_cache import OpenedTokens
 from fedbroker.directory.model import AccessKey, Account, Entity, KeyStatus, Kind
 from fedbroker.directory.store import Store
 from fedbroker.errors import (
@@ -65,6 +66,7 @@ class Authenticator:
         self.master_key = master_key
         self.keyring = keyring
         self.verifier = verifier or SigV4Verifier()
+        self._tokens = OpenedTokens()
         self._lock = threading.Lock()
         self._version = -1
         self._keys: dict[str, tuple[AccessKey, str, Account, Entity | None]] = {}
@@ -99,7 +101,7 @@ class Authenticator:
         check the signature with the secret it carries."""
         if auth.security_token is None or self.keyring is None:
             raise InvalidClientTokenIdError(INVALID_TOKEN, "temporary key without a session token")
-        claims = open_session_token(self.keyring, auth.security_token, auth.access_key_id, now)
+        claims = self._tokens.open(self.keyring, auth.security_token, auth.access_key_id, now)
         self.verifier.verify(request, auth, claims.secret_access_key, now)
         account, user, role = self._session_owner(claims)
         reason = revoked_reason(account, role, claims)

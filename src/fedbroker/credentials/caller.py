@@ -9,6 +9,7 @@ role's ARN, ``aws:userid`` is ``AROA…:session-name``, and ``aws:username`` is 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from fedbroker.directory.model import Account, Entity
 from fedbroker.policy import PolicySet, Principal, PrincipalType
 
 
+@functools.lru_cache(maxsize=512)  # the same few instants on every request: strftime is slow
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -123,6 +123,7 @@ class SigV4Verifier:
             body=request.body,
             service=auth.service,
             presigned=auth.presigned,
+            body_hash=request.body_hash,
         )
         to_sign = string_to_sign(stamp, auth.scope, canonical)
         secret_hash = hashlib.sha256(secret_access_key.encode()).digest()

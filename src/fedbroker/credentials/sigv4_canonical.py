@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 from urllib.parse import quote, unquote_to_bytes
@@ -17,6 +18,7 @@ from urllib.parse import quote, unquote_to_bytes
 from fedbroker.errors import SignatureDoesNotMatchError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your"
@@ -34,6 +36,7 @@ def canonical_request(
     body: bytes,
     service: str,
     presigned: bool,
+    body_hash: str | None = None,
 ) -> str:
     """Task 1, "Create a canonical request". ``headers`` must have lower-case names.
 
@@ -48,7 +51,7 @@ def canonical_request(
         if value is None:
             mismatch(f"signed header `{clip(name)}` is not in the request")
         lines.append(f"{name}:{' '.join(value.split())}\n")
-    payload = payload_hash(body, headers.get("x-amz-content-sha256"), service, presigned)
+    payload = payload_hash(body, headers.get("x-amz-content-sha256"), service, presigned, body_hash)
     return "\n".join(
         (
             method.upper(),
@@ -119,8 +122,11 @@ def canonical_query(query: str, presigned: bool) -> str:
     return "&".join(f"{name}={value}" for name, value in pairs)
 
 
-def payload_hash(body: bytes, declared: str | None, service: str, presigned: bool) -> str:
-    """The hex SHA-256 of the body, or the ``x-amz-content-sha256`` value if it matches it.
+def payload_hash(
+    body: bytes, declared: str | None, service: str, presigned: bool, body_hash: str | None = None
+) -> str:
+    """The hex SHA-256 of the body (``body_hash`` when the caller already knows it), or the
+    ``x-amz-content-sha256`` value if it matches it.
 
     Query-protocol bodies carry the operation's parameters, so the body is always covered:
     ``UNSIGNED-PAYLOAD`` is accepted only where AWS defines it, for S3 (and S3 presigned URLs
@@ -130,10 +136,10 @@ def payload_hash(body: bytes, declared: str | None, service: str, presigned: boo
     if declared is None:
         if presigned and service == "s3":
             return UNSIGNED_PAYLOAD
-        return hashlib.sha256(body).hexdigest()
+        return body_hash or hashlib.sha256(body).hexdigest()
     if declared == UNSIGNED_PAYLOAD and service == "s3":
         return declared
-    if declared != hashlib.sha256(body).hexdigest():
+    if declared != (body_hash or hashlib.sha256(body).hexdigest()):
         mismatch(f"x-amz-content-sha256 `{clip(declared)}` is not the hash of the body")
     return declared
 
@@ -149,4 +155,6 @@ def clip(text: str, limit: int = 64) -> str:
 
 
 def _encode(component: str) -> str:
+    if _UNRESERVED.fullmatch(component):
+        return component  # what decoding and encoding again would give, without the work
     return quote(unquote_to_bytes(component.replace("+", " ")), safe="-_.~")

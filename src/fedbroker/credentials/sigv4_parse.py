@@ -8,12 +8,13 @@ raise IncompleteSignatureError in AWS's words. Checking a claim is
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from fedbroker.credentials.sigv4_canonical import ALGORITHM, clip
 from fedbroker.errors import IncompleteSignatureError
@@ -34,13 +35,18 @@ _EXPIRES = re.compile(r"-?[0-9]{1,12}")
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """A request as the web layer received it, body already read. Header names in any case."""
+    """A request as the web layer received it, body already read. Header names in any case.
+
+    ``body_hash`` (hex SHA-256) stands in for the body when whoever received the request vouches
+    for its hash instead of forwarding it (``POST /authorize``); ``body`` is then ignored.
+    """
 
     method: str
     path: str
     query: str = field(repr=False)  # a presigned URL carries the session token here
     headers: Mapping[str, str] = field(repr=False)
     body: bytes = field(repr=False)
+    body_hash: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +214,17 @@ def _claim(
 
 def _auth_params(query: str) -> dict[str, str]:
     params: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    # parse_qsl's decoding, done only where it changes something: a presigned URL's session
+    # token is most of its query, and plain.
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
         if name.startswith("X-Amz-"):
+            if "%" in value or "+" in value:
+                value = unquote_plus(value)
             if name in params:
                 raise IncompleteSignatureError(f"Query parameter '{clip(name)}' is repeated.")
             params[name] = value
@@ -243,6 +258,7 @@ def _http_date(value: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=1024)  # one request time per signature, checked several times
 def amz_stamp(moment: datetime) -> str:
     """A time as SigV4 writes it: ``20150830T123600Z``."""
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

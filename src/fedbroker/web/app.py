@@ -55,5 +55,14 @@ def create_app(
     from fedbroker.web.query import blueprint
 
     app.register_blueprint(blueprint)
+    # POST /authorize: the check on use for resource services (fedbroker.enforce.remote).
+    from fedbroker.credentials.check import RequestChecker
+    from fedbroker.enforce.remote import RemoteAuthorizer
+    from fedbroker.web.authorize import blueprint as authorize
+
+    checker = RequestChecker(store, master_key, keyring)
+    authorizer = RemoteAuthorizer(checker, services.audit, services.region)
+    app.extensions["fedbroker.authorizer"] = authorizer
+    app.register_blueprint(authorize)
     logging.getLogger("fedbroker").setLevel(logging.INFO)
     return app

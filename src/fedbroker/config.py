@@ -36,6 +36,13 @@ class Settings:
     # Recipient/Destination that AssumeRoleWithSAML requires. AWS's values by default.
     saml_entity_id: str = "urn:amazon:webservices"
     saml_acs_url: str = "https://signin.aws.amazon.com/saml"
+    # The URL relying parties reach the broker at: the `iss` of the tokens it signs, and where
+    # /.well-known/openid-configuration is served. Default: http://<host>:<port>.
+    issuer_url: str | None = None
+
+    @property
+    def effective_issuer_url(self) -> str:
+        return (self.issuer_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:

@@ -146,5 +146,6 @@ def test_list_shows_every_key_the_server_creates(data_dir: Path) -> None:
     assert sorted((r[1], r[2], r[3]) for r in listed) == [
         ("seal", "A256GCM", "active"),
         ("sign", "ES256", "active"),
+        ("sign", "ES384", "active"),
         ("sign", "RS256", "active"),
     ]

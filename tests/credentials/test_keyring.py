@@ -109,10 +109,10 @@ def stored_active_key(store: Store, algorithm: KeyAlgorithm, created: datetime) 
 # --- first keys and rotation ------------------------------------------------------------------
 
 
-def test_ensure_keys_creates_a_seal_key_and_es256_and_rs256_keys_once(store: SqlStore) -> None:
+def test_ensure_keys_creates_a_seal_key_and_the_first_signing_keys_once(store: SqlStore) -> None:
     ring = KeyRing(store, MASTER)
     created = ring.ensure_keys(T0)
-    assert sorted(r.algorithm.value for r in created) == ["A256GCM", "ES256", "RS256"]
+    assert sorted(r.algorithm.value for r in created) == ["A256GCM", "ES256", "ES384", "RS256"]
     assert all(r.state is KeyState.ACTIVE and r.created == T0 for r in created)
     assert {r.kid: r.purpose for r in created} == {r.kid: r.algorithm.purpose for r in created}
     assert ring.ensure_keys(later(60)) == []
@@ -310,7 +310,7 @@ def test_private_material_is_sealed_at_rest(ring: KeyRing, store: SqlStore, data
         path.read_bytes() for path in database.parent.iterdir() if path.name.startswith("directory")
     )
     records = SqlStore(f"sqlite:///{database}", auto_migrate=False).list_keys()
-    assert len(records) == 4
+    assert len(records) == 5  # four first keys and the EdDSA rotation
     assert b"PRIVATE KEY" not in on_disk
     for record in records:
         private = MASTER.open(record.sealed_private, private_context(record))
@@ -352,10 +352,10 @@ def test_jwks_publishes_every_signing_key_that_verifies(ring: KeyRing) -> None:
     for key in jwks["keys"]:
         assert key["use"] == "sig"
         assert {"d", "p", "q", "dp", "dq", "qi"}.isdisjoint(key)  # public parameters only
-        if key["alg"] == "ES256":
+        if key["alg"] in ("ES256", "ES384"):
             assert (key["kty"], key["crv"], set(key)) == (
                 "EC",
-                "P-256",
+                "P-256" if key["alg"] == "ES256" else "P-384",
                 {"kid", "kty", "alg", "use", "crv", "x", "y"},
             )
         elif key["alg"] == "RS256":

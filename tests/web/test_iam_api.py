@@ -290,6 +290,8 @@ def test_roles(iam: Any, unique: str) -> None:
     assert role["RoleId"].startswith("AROA")
     got = iam.get_role(RoleName=name)["Role"]
     assert got["MaxSessionDuration"] == 7200 and got["Description"] == "deploys"
+    iam.update_role(RoleName=name, Description="deploys and rolls back")
+    assert iam.get_role(RoleName=name)["Role"]["Description"] == "deploys and rolls back"
     with pytest.raises(ClientError) as info:
         iam.update_role(RoleName=name, MaxSessionDuration=50000)
     assert code(info) == "ValidationError"

@@ -140,8 +140,16 @@ class Authenticator:
                 return account, None, role
             if claims.principal_arn == account.root_arn:
                 return account, None, None
-            name = claims.principal_arn.rsplit("/", 1)[-1]
+            # A federated user's session names the IAM user who made it as its subject.
+            owner_arn = (
+                (claims.subject or "")
+                if claims.principal_type is SessionType.FEDERATED_USER
+                else claims.principal_arn
+            )
+            name = owner_arn.rsplit("/", 1)[-1]
             user = self.store.get_entity(claims.account_id, Kind.USER, name)
+            if user.arn != owner_arn:
+                raise NoSuchEntityError("user replaced")
             return account, user, None
         except (NoSuchEntityError, AssertionError):
             raise InvalidClientTokenIdError(

@@ -72,6 +72,13 @@ class Caller:
         session = self.session
         if session is None:
             return cache.for_principal(entity)
+        if (
+            session.principal_type is SessionType.FEDERATED_USER
+            and session.session_policy is None
+            and not session.session_policy_arns
+        ):
+            # GetFederationToken without a session policy: the session may do nothing.
+            return PolicySet()
         return cache.for_session(entity, session.session_policy, session.session_policy_arns)
 
     def request_context(

@@ -62,6 +62,8 @@ def generate_private(algorithm: KeyAlgorithm) -> bytes:
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if algorithm is KeyAlgorithm.ES256:
         key = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm is KeyAlgorithm.ES384:
+        key = ec.generate_private_key(ec.SECP384R1())
     elif algorithm is KeyAlgorithm.RS256:
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
     else:
@@ -104,7 +106,9 @@ def load_signing_key(kid: str, algorithm: KeyAlgorithm, private_der: bytes) -> S
     private = _load(private_der)
     params: KeyParameters = {"kid": kid, "alg": algorithm.value, "use": "sig"}
     jose_private: JoseKey
-    if algorithm is KeyAlgorithm.ES256 and isinstance(private, ec.EllipticCurvePrivateKey):
+    if algorithm in (KeyAlgorithm.ES256, KeyAlgorithm.ES384) and isinstance(
+        private, ec.EllipticCurvePrivateKey
+    ):
         jose_private = ECKey(private, private)
         public: JoseKey = ECKey(private.public_key(), private.public_key(), params)
     elif algorithm is KeyAlgorithm.RS256 and isinstance(private, rsa.RSAPrivateKey):

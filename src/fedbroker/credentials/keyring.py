@@ -39,7 +39,7 @@ from fedbroker.errors import EntityAlreadyExistsError, FedbrokerError, InvalidIn
 
 # What ensure_keys creates on a new directory: session tokens need a seal key; ES256 is the
 # cheap signer, RS256 the one every relying party accepts.
-FIRST_KEYS = (KeyAlgorithm.A256GCM, KeyAlgorithm.ES256, KeyAlgorithm.RS256)
+FIRST_KEYS = (KeyAlgorithm.A256GCM, KeyAlgorithm.ES256, KeyAlgorithm.RS256, KeyAlgorithm.ES384)
 DEFAULT_ALGORITHM = {KeyPurpose.SEAL: KeyAlgorithm.A256GCM, KeyPurpose.SIGN: KeyAlgorithm.ES256}
 _KID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _TICK = timedelta(microseconds=1)
@@ -262,7 +262,7 @@ class KeyRing:
     # --- change -----------------------------------------------------------------------------
 
     def ensure_keys(self, now: datetime) -> list[KeyRecord]:
-        """Create a first A256GCM seal key and first ES256 and RS256 signing keys where the
+        """Create a first A256GCM seal key and first ES256, RS256 and ES384 signing keys where the
         directory has no active key of that algorithm (start-up). Returns what it created.
 
         Replicas starting together may each create one; the newest wins and the others are

@@ -119,6 +119,7 @@ class KeyAlgorithm(Enum):
 
     A256GCM = "A256GCM"
     ES256 = "ES256"
+    ES384 = "ES384"  # what STS GetWebIdentityToken offers besides RS256
     RS256 = "RS256"
     EDDSA = "EdDSA"
 

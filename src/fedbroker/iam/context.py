@@ -31,6 +31,7 @@ class Services:
     saml: ServiceProvider = field(default_factory=ServiceProvider)  # names in SAML
     # Verifies web identity tokens; one per process, so its JWKS cache is shared.
     web_identity: OidcVerifier = field(default_factory=OidcVerifier)
+    issuer: str | None = None  # the `iss` of the JWTs the broker signs (outbound federation)
 
 
 @dataclass(slots=True)

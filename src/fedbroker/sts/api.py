@@ -63,6 +63,7 @@ def sts_operation(
 # Modules whose import registers STS operations (one line per module).
 OPERATION_MODULES = (
     "fedbroker.sts.operations",
+    "fedbroker.sts.federation_tokens",
     "fedbroker.sts.decode",
     "fedbroker.sts.saml",
     "fedbroker.sts.web_identity",

@@ -43,6 +43,7 @@ def create_app(
         region=settings.region,
         keyring=keyring,
         saml=ServiceProvider(settings.saml_entity_id, settings.saml_acs_url),
+        issuer=settings.effective_issuer_url,
     )
     app = Flask("fedbroker")
     app.config["MAX_BODY_BYTES"] = settings.max_body_bytes
@@ -53,8 +54,10 @@ def create_app(
     app.extensions["fedbroker.authenticator"] = Authenticator(store, master_key, keyring=keyring)
 
     from fedbroker.web.query import blueprint
+    from fedbroker.web.wellknown import blueprint as wellknown
 
     app.register_blueprint(blueprint)
+    app.register_blueprint(wellknown)
     # POST /authorize: the check on use for resource services (fedbroker.enforce.remote).
     from fedbroker.credentials.check import RequestChecker
     from fedbroker.enforce.remote import RemoteAuthorizer

@@ -47,11 +47,11 @@ def _render(value: Any, out: list[str]) -> None:
 def response(
     action: str, result: dict[str, Any], request_id: str, namespace: str = IAM_NAMESPACE
 ) -> str:
-    out = [f'<{action}Response xmlns="{namespace}">']
-    if result:
-        out.append(f"<{action}Result>")
-        _render(result, out)
-        out.append(f"</{action}Result>")
+    # The Result element is always there, empty or not: botocore requires it for operations
+    # whose output shape is empty but wrapped (UpdateRole), and ignores it elsewhere.
+    out = [f'<{action}Response xmlns="{namespace}">', f"<{action}Result>"]
+    _render(result, out)
+    out.append(f"</{action}Result>")
     out.append(f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>")
     out.append(f"</{action}Response>")
     return "".join(out)

@@ -73,7 +73,33 @@ class PolicyCache:
         self._lock = threading.Lock()
         self._version = -1
         self._built: dict[str, PrincipalPolicies] = {}
+        self._trusts: dict[tuple[str, str], tuple[Policy, PolicySet]] = {}
         self._sessions: dict[tuple[str, str | None, tuple[str, ...]], tuple[int, PolicySet]] = {}
+
+    def trust(self, role: Entity) -> Policy:
+        """A role's trust policy, compiled once per text (keyed by the text itself, so a changed
+        trust policy can never be answered from the cache)."""
+        return self._trust_entry(role)[0]
+
+    def trust_only(self, role: Entity) -> PolicySet:
+        """The policy set of a federated caller (a provider, not an IAM principal): the role's
+        trust policy alone, which must allow."""
+        return self._trust_entry(role)[1]
+
+    def _trust_entry(self, role: Entity) -> tuple[Policy, PolicySet]:
+        text = str(role.attrs.get("trust_policy", ""))
+        key = (role.id, text)
+        with self._lock:
+            found = self._trusts.get(key)
+        if found is not None:
+            return found
+        policy = parse_policy(text, PolicyKind.TRUST, f"{role.arn} trust", enforce_size=False)
+        entry = (policy, PolicySet(resource=policy, resource_required=True))
+        with self._lock:
+            if len(self._trusts) > 4096:
+                self._trusts.clear()
+            self._trusts[key] = entry
+        return entry
 
     def for_principal(self, entity: Entity) -> PolicySet:
         """The policy set that decides ``entity``'s requests."""

@@ -28,7 +28,7 @@ from fedbroker.errors import (
     ValidationError,
 )
 from fedbroker.iam.params import Params
-from fedbroker.policy import Effect, PolicyKind, PolicySet, make_request, parse_policy
+from fedbroker.policy import Effect, PolicyKind, PolicySet, Principal, make_request, parse_policy
 from fedbroker.sts.api import StsContext, sts_operation
 
 SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
@@ -248,9 +248,7 @@ def authorize_assume(
 ) -> None:
     """The caller's identity side (policies, boundary, session) and the role's trust policy,
     decided together by the engine, for every action the request needs."""
-    trust = parse_policy(
-        str(role.attrs["trust_policy"]), PolicyKind.TRUST, f"{role.arn} trust", enforce_size=False
-    )
+    trust = ctx.services.policies.trust(role)
     own = caller.policy_set(ctx.services.policies)
     policies = PolicySet(
         identity=own.identity if own is not None else (),
@@ -272,6 +270,27 @@ def authorize_assume(
                 f"user: {caller.arn} is not authorized to perform: {action} "
                 f"on resource: {role.arn} because {decision.reason}"
             )
+
+
+def authorize_federated(
+    ctx: StsContext,
+    role: Entity,
+    principal: Principal,
+    actions: list[str],
+    context: dict[str, object],
+    denied: str,
+) -> None:
+    """For a federated caller (a web-identity or SAML provider, not an IAM principal) the
+    role's trust policy alone decides; no identity policy of the account takes part."""
+    policies = ctx.services.policies.trust_only(role)
+    for action in actions:
+        decision = policies.authorize(
+            make_request(action, role.arn, principal, context, role.account_id)
+        )
+        if decision.effect is not Effect.ALLOW:
+            error = AccessDeniedError(denied)
+            error.detail = f"{action}: {decision.reason}"  # type: ignore[attr-defined]
+            raise error
 
 
 @sts_operation("AssumeRole")

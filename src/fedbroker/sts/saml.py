@@ -40,7 +40,7 @@ from fedbroker.audit.events import UserIdentity
 from fedbroker.credentials.session_token import PrincipalType as SessionType
 from fedbroker.credentials.session_token import SessionClaims, issue_credentials, new_session_id
 from fedbroker.directory.model import Entity, Kind
-from fedbroker.errors import AccessDeniedError, NoSuchEntityError
+from fedbroker.errors import NoSuchEntityError
 from fedbroker.federation.saml_metadata import IdpMetadata
 from fedbroker.federation.saml_response import (
     INVALID,
@@ -50,7 +50,6 @@ from fedbroker.federation.saml_response import (
     verify_saml_response,
 )
 from fedbroker.iam.params import Params
-from fedbroker.policy import Effect, PolicyKind, PolicySet, make_request, parse_policy
 from fedbroker.policy.request import principal_from_arn
 from fedbroker.sts.api import StsContext, sts_operation
 from fedbroker.sts.operations import (
@@ -58,6 +57,7 @@ from fedbroker.sts.operations import (
     SESSION_NAME,
     SOURCE_IDENTITY,
     _ring,
+    authorize_federated,
     credentials_shape,
     duration,
     find_role,
@@ -165,7 +165,7 @@ def assume_role_with_saml(ctx: StsContext, params: Params) -> dict[str, Any]:
     if source_identity is not None:
         actions.append("sts:SetSourceIdentity")
         context["sts:SourceIdentity"] = source_identity
-    _authorize(role, provider_arn, actions, context, denied)
+    authorize_federated(ctx, role, principal_from_arn(provider_arn), actions, context, denied)
 
     claims = SessionClaims(
         account_id=role.account_id,
@@ -337,21 +337,3 @@ def _trust_context(
             for key in keys:
                 context[key] = values[0] if len(values) == 1 else list(values)
     return context
-
-
-def _authorize(
-    role: Entity, provider_arn: str, actions: list[str], context: dict[str, object], denied: str
-) -> None:
-    trust = parse_policy(
-        str(role.attrs["trust_policy"]), PolicyKind.TRUST, f"{role.arn} trust", enforce_size=False
-    )
-    policies = PolicySet(resource=trust, resource_required=True)
-    principal = principal_from_arn(provider_arn)
-    for action in actions:
-        decision = policies.authorize(
-            make_request(action, role.arn, principal, context, role.account_id)
-        )
-        if decision.effect is not Effect.ALLOW:
-            error = AccessDeniedError(denied)
-            error.detail = f"{action}: {decision.reason}"  # type: ignore[attr-defined]
-            raise error

@@ -43,14 +43,12 @@ from fedbroker.credentials.session_token import PrincipalType as SessionType
 from fedbroker.credentials.session_token import SessionClaims, issue_credentials, new_session_id
 from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import (
-    AccessDeniedError,
     InvalidIdentityTokenError,
     NoSuchEntityError,
     ValidationError,
 )
 from fedbroker.federation.oidc import INVALID, TrustedProvider, VerifiedToken
 from fedbroker.iam.params import Params, validated_tags
-from fedbroker.policy import Effect, PolicyKind, PolicySet, make_request, parse_policy
 from fedbroker.policy.request import Principal, PrincipalType
 from fedbroker.sts.api import StsContext, sts_operation
 from fedbroker.sts.operations import (
@@ -59,6 +57,7 @@ from fedbroker.sts.operations import (
     SESSION_NAME,
     SOURCE_IDENTITY,
     _ring,
+    authorize_federated,
     credentials_shape,
     duration,
     find_role,
@@ -119,7 +118,9 @@ def assume_role_with_web_identity(ctx: StsContext, params: Params) -> dict[str, 
     if source_identity is not None:
         actions.append("sts:SetSourceIdentity")
         context["sts:SourceIdentity"] = source_identity
-    _authorize(role, provider_arn, actions, context, denied)
+    authorize_federated(
+        ctx, role, Principal(provider_arn, PrincipalType.FEDERATED), actions, context, denied
+    )
 
     claims = SessionClaims(
         account_id=role.account_id,
@@ -265,23 +266,3 @@ def _trust_context(
     elif isinstance(amr, list) and all(isinstance(v, str) for v in amr):
         context[f"{prefix}:amr"] = list(amr)
     return context
-
-
-def _authorize(
-    role: Entity, provider_arn: str, actions: list[str], context: dict[str, object], denied: str
-) -> None:
-    """The role's trust policy alone decides: the caller is a provider, not an IAM principal,
-    so no identity policy of the account takes part."""
-    trust = parse_policy(
-        str(role.attrs["trust_policy"]), PolicyKind.TRUST, f"{role.arn} trust", enforce_size=False
-    )
-    policies = PolicySet(resource=trust, resource_required=True)
-    principal = Principal(provider_arn, PrincipalType.FEDERATED)
-    for action in actions:
-        decision = policies.authorize(
-            make_request(action, role.arn, principal, context, role.account_id)
-        )
-        if decision.effect is not Effect.ALLOW:
-            error = AccessDeniedError(denied)
-            error.detail = f"{action}: {decision.reason}"  # type: ignore[attr-defined]
-            raise error

@@ -4,7 +4,7 @@ AssumeRole (AWS STS API Reference, 2011-06-15)."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fedbroker.credentials.caller import Caller
@@ -272,6 +272,25 @@ def authorize_assume(
             )
 
 
+def role_session(
+    role: Entity, session_name: str, issued: datetime, expires: datetime, **claims: Any
+) -> SessionClaims:
+    """The claims of a session of ``role`` (AssumeRole, AssumeRoleWithWebIdentity,
+    AssumeRoleWithSAML); ``claims`` adds what differs between them."""
+    return SessionClaims(
+        account_id=role.account_id,
+        principal_type=SessionType.ASSUMED_ROLE,
+        principal_arn=f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{session_name}",
+        principal_id=f"{role.id}:{session_name}",
+        role_arn=role.arn,
+        role_session_name=session_name,
+        issued=issued,
+        expires=expires,
+        session_id=new_session_id(),
+        **claims,
+    )
+
+
 def authorize_federated(
     ctx: StsContext,
     role: Entity,
@@ -346,13 +365,11 @@ def assume_role(ctx: StsContext, params: Params) -> dict[str, Any]:
         actions.append("sts:SetSourceIdentity")
     authorize_assume(ctx, caller, role, actions, extra)
 
-    claims = SessionClaims(
-        account_id=role.account_id,
-        principal_type=SessionType.ASSUMED_ROLE,
-        principal_arn=f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{session_name}",
-        principal_id=f"{role.id}:{session_name}",
-        role_arn=role.arn,
-        role_session_name=session_name,
+    claims = role_session(
+        role,
+        session_name,
+        ctx.now,
+        ctx.now + timedelta(seconds=seconds),
         source_identity=source_identity or carried_identity,
         tags=tags,
         transitive_tag_keys=transitive,
@@ -364,9 +381,6 @@ def assume_role(ctx: StsContext, params: Params) -> dict[str, Any]:
             if previous is not None and previous.mfa_time
             else (ctx.now if mfa else None)
         ),
-        issued=ctx.now,
-        expires=ctx.now + timedelta(seconds=seconds),
-        session_id=new_session_id(),
         chained=chained,
     )
     creds = issue_credentials(_ring(ctx), claims, ctx.now)

@@ -37,8 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fedbroker.audit.events import UserIdentity
-from fedbroker.credentials.session_token import PrincipalType as SessionType
-from fedbroker.credentials.session_token import SessionClaims, issue_credentials, new_session_id
+from fedbroker.credentials.session_token import issue_credentials
 from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import NoSuchEntityError
 from fedbroker.federation.saml_metadata import IdpMetadata
@@ -62,6 +61,7 @@ from fedbroker.sts.operations import (
     duration,
     find_role,
     packed_policy_percent,
+    role_session,
     session_policies,
 )
 
@@ -167,23 +167,18 @@ def assume_role_with_saml(ctx: StsContext, params: Params) -> dict[str, Any]:
         context["sts:SourceIdentity"] = source_identity
     authorize_federated(ctx, role, principal_from_arn(provider_arn), actions, context, denied)
 
-    claims = SessionClaims(
-        account_id=role.account_id,
-        principal_type=SessionType.ASSUMED_ROLE,
-        principal_arn=f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{session_name}",
-        principal_id=f"{role.id}:{session_name}",
-        role_arn=role.arn,
-        role_session_name=session_name,
+    claims = role_session(
+        role,
+        session_name,
+        ctx.now,
+        expires,
         source_identity=source_identity,
         tags=tags,
         transitive_tag_keys=transitive,
         session_policy=policy,
         session_policy_arns=arns,
-        issued=ctx.now,
-        expires=expires,
         provider=provider_arn,
         subject=assertion.subject,
-        session_id=new_session_id(),
     )
     creds = issue_credentials(_ring(ctx), claims, ctx.now)
     subject_type = subject_type_of(assertion.subject_format)

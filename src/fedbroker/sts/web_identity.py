@@ -39,8 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 from fedbroker.audit.events import UserIdentity
-from fedbroker.credentials.session_token import PrincipalType as SessionType
-from fedbroker.credentials.session_token import SessionClaims, issue_credentials, new_session_id
+from fedbroker.credentials.session_token import issue_credentials
 from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import (
     InvalidIdentityTokenError,
@@ -62,6 +61,7 @@ from fedbroker.sts.operations import (
     duration,
     find_role,
     packed_policy_percent,
+    role_session,
     session_policies,
 )
 
@@ -122,23 +122,18 @@ def assume_role_with_web_identity(ctx: StsContext, params: Params) -> dict[str, 
         ctx, role, Principal(provider_arn, PrincipalType.FEDERATED), actions, context, denied
     )
 
-    claims = SessionClaims(
-        account_id=role.account_id,
-        principal_type=SessionType.ASSUMED_ROLE,
-        principal_arn=f"arn:aws:sts::{role.account_id}:assumed-role/{role.name}/{session_name}",
-        principal_id=f"{role.id}:{session_name}",
-        role_arn=role.arn,
-        role_session_name=session_name,
+    claims = role_session(
+        role,
+        session_name,
+        ctx.now,
+        ctx.now + timedelta(seconds=seconds),
         source_identity=source_identity,
         tags=tags,
         transitive_tag_keys=transitive,
         session_policy=policy,
         session_policy_arns=arns,
-        issued=ctx.now,
-        expires=ctx.now + timedelta(seconds=seconds),
         provider=provider_arn,
         subject=verified.subject,
-        session_id=new_session_id(),
     )
     creds = issue_credentials(_ring(ctx), claims, ctx.now)
     assumed = {"AssumedRoleId": claims.principal_id, "Arn": claims.principal_arn}

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 # pysaml2, the SAML IdP the tests run, signs with the xmlsec1 program.
 command -v xmlsec1 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq xmlsec1; }
+# The browser sign-in tests drive Debian's chromium with Playwright (never `playwright install`).
+[ -x /usr/bin/chromium ] || { apt-get update -qq && apt-get install -y -qq chromium; }
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
@@ -22,9 +24,9 @@ if [ ! -x .venv-awscli/bin/aws ]; then
 fi
 export FEDBROKER_TEST_AWS_CLI="$PWD/.venv-awscli/bin/aws"
 
-# Node peers the tests start on 127.0.0.1 (tests/peers: npm oauth2-mock-server), pinned by
-# tests/peers/package-lock.json.
-if [ ! -d tests/peers/node_modules/oauth2-mock-server ]; then
+# Node peers the tests start on 127.0.0.1 (tests/peers: npm oauth2-mock-server and
+# oidc-provider), pinned by tests/peers/package-lock.json.
+if [ ! -d tests/peers/node_modules/oauth2-mock-server ] || [ ! -d tests/peers/node_modules/oidc-provider ]; then
     (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

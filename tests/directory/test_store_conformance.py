@@ -1027,3 +1027,17 @@ def test_replicas_share_the_replay_cache(store: Store, open_store: OpenStore) ->
     assert replica.remember_assertion("a" * 64, at(10), at(1)) is False
     assert replica.remember_assertion("b" * 64, at(10), at(1)) is True
     assert store.remember_assertion("b" * 64, at(10), at(2)) is False
+
+
+# --- broker web sessions ------------------------------------------------------------------------
+
+
+def test_a_web_session_is_kept_until_it_expires_and_replaced_on_put(store: Store) -> None:
+    store.put_web_session("s" * 64, "first", at(10), at(0))
+    assert store.get_web_session("s" * 64, at(1)) == "first"
+    store.put_web_session("s" * 64, "second", at(20), at(2))
+    assert store.get_web_session("s" * 64, at(15)) == "second"
+    assert store.get_web_session("s" * 64, at(20)) is None
+    assert store.get_web_session("t" * 64, at(1)) is None
+    store.delete_web_session("s" * 64)
+    assert store.get_web_session("s" * 64, at(3)) is None

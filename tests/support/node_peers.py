@@ -37,7 +37,7 @@ class NodePeer:
 
 
 @contextmanager
-def node_peer(script: str, ready_path: str, log_dir: Path) -> Iterator[NodePeer]:
+def node_peer(script: str, ready_path: str, log_dir: Path, *args: str) -> Iterator[NodePeer]:
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("`node` is not on PATH; the Node peers need Node 20 or later")
@@ -49,7 +49,7 @@ def node_peer(script: str, ready_path: str, log_dir: Path) -> Iterator[NodePeer]
     log = log_dir / f"{script}.{port}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [node, str(PEERS / script), str(port)],
+            [node, str(PEERS / script), str(port), *args],
             cwd=PEERS,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -22,6 +22,7 @@ COMMANDS = {
     "root": "fedbroker.cli.root:root",
     "sessions": "fedbroker.cli.sessions:sessions",
     "keys": "fedbroker.cli.keys:keys",
+    "sso": "fedbroker.cli.sso:sso",
 }
 
 

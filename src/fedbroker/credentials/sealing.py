@@ -111,3 +111,8 @@ def load_master_key(path: Path, env_value: str | None, dev_mode: bool) -> Master
 def access_key_context(access_key_id: str) -> bytes:
     """Associated data binding a sealed access-key secret to its key id."""
     return b"fedbroker/access-key/" + access_key_id.encode()
+
+
+def rp_secret_context(provider_name: str) -> bytes:
+    """Associated data binding a sealed OIDC relying-party client secret to its provider."""
+    return b"fedbroker/oidc-rp-secret/" + provider_name.encode()

@@ -117,6 +117,16 @@ saml_assertions = Table(
     Column("not_on_or_after", DateTime(timezone=True), nullable=False, index=True),
 )
 
+# Broker web sessions (browser sign-in): ``key`` is a hash of the cookie's random id, ``data``
+# the session sealed with the master key.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("not_on_or_after", DateTime(timezone=True), nullable=False, index=True),
+)
+
 directory_version = Table(
     "directory_version",
     metadata,

@@ -597,6 +597,36 @@ class SqlStore:
             ).first()
             return inserted is not None
 
+    # --- broker web sessions ---------------------------------------------------------------
+
+    def put_web_session(
+        self, key: str, data: str, not_on_or_after: datetime, now: datetime
+    ) -> None:
+        table = t.web_sessions
+        with _writer(self.engine) as conn:
+            conn.execute(delete(table).where(table.c.not_on_or_after <= _required_utc(now)))
+            conn.execute(delete(table).where(table.c.key == key))
+            conn.execute(
+                table.insert().values(
+                    key=key, data=data, not_on_or_after=_required_utc(not_on_or_after)
+                )
+            )
+
+    def get_web_session(self, key: str, now: datetime) -> str | None:
+        table = t.web_sessions
+        with self._reader.connect() as conn:
+            row = conn.execute(
+                select(table.c.data).where(
+                    table.c.key == key, table.c.not_on_or_after > _required_utc(now)
+                )
+            ).first()
+        return None if row is None else str(row[0])
+
+    def delete_web_session(self, key: str) -> None:
+        table = t.web_sessions
+        with _writer(self.engine) as conn:
+            conn.execute(delete(table).where(table.c.key == key))
+
     # --- change tracking --------------------------------------------------------------------
 
     def directory_version(self) -> int:

@@ -42,11 +42,12 @@ from fedbroker.audit.events import UserIdentity
 from fedbroker.credentials.session_token import issue_credentials
 from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import (
+    AccessDeniedError,
     InvalidIdentityTokenError,
     NoSuchEntityError,
     ValidationError,
 )
-from fedbroker.federation.oidc import INVALID, TrustedProvider, VerifiedToken
+from fedbroker.federation.oidc import INVALID, ProviderLookup, TrustedProvider, VerifiedToken
 from fedbroker.iam.params import Params, validated_tags
 from fedbroker.policy.request import Principal, PrincipalType
 from fedbroker.sts.api import StsContext, sts_operation
@@ -261,3 +262,27 @@ def _trust_context(
     elif isinstance(amr, list) and all(isinstance(v, str) for v in amr):
         context[f"{prefix}:amr"] = list(amr)
     return context
+
+
+# --- browser sign-in (web/sso.py) ---------------------------------------------------------
+
+
+def provider_lookup(ctx: StsContext, account_id: str) -> ProviderLookup:
+    """The verifier's provider lookup, restricted to ``account_id`` (as the API's)."""
+    return lambda name: _lookup(ctx, account_id, name)
+
+
+def trusting_roles(ctx: StsContext, verified: VerifiedToken, session_name: str) -> list[Entity]:
+    """The roles of the provider's account whose trust policy allows ``ACTION`` for this
+    verified token, with the context keys of the API call (:func:`_trust_context`)."""
+    provider = _entity(verified)
+    context = _trust_context(ctx, verified, provider, session_name)
+    principal = Principal(provider.arn, PrincipalType.FEDERATED)
+    roles: list[Entity] = []
+    for role in ctx.services.store.list_entities(provider.account_id, Kind.ROLE):
+        try:
+            authorize_federated(ctx, role, principal, [ACTION], context, "not trusted")
+        except AccessDeniedError:
+            continue
+        roles.append(role)
+    return roles

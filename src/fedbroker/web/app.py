@@ -67,5 +67,10 @@ def create_app(
     authorizer = RemoteAuthorizer(checker, services.audit, services.region)
     app.extensions["fedbroker.authorizer"] = authorizer
     app.register_blueprint(authorize)
+    # Browser sign-in (issue 5): /sso pages, server-side broker sessions.
+    from fedbroker.web.sso import blueprint as sso
+
+    app.config["SSO_SECURE_COOKIE"] = not settings.dev_mode
+    app.register_blueprint(sso)
     logging.getLogger("fedbroker").setLevel(logging.INFO)
     return app

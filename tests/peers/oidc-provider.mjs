@@ -1,0 +1,35 @@
+// npm oidc-provider (OpenID Certified) on 127.0.0.1 for the browser sign-in tests:
+//   node oidc-provider.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
+// One static confidential client, PKCE required, the development login/consent pages
+// (any login name is accepted; the account's claims carry `sub` and `email`). Test only.
+import Provider from 'oidc-provider';
+
+const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
+const issuer = `http://127.0.0.1:${port}`;
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  pkce: { required: () => true },
+  features: { devInteractions: { enabled: true } },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+  conformIdTokenClaims: false,
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: `${id}@example.test`, email_verified: true };
+      },
+    };
+  },
+});
+provider.proxy = false;
+provider.listen(Number(port), '127.0.0.1', () => {
+  console.log(`oidc-provider listening on ${issuer}`);
+});

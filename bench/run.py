@@ -1,13 +1,16 @@
 """Run the whole benchmark and print (optionally also write) a Markdown report.
 
-    .venv/bin/python -m bench [--quick] [--only engine|http] [--markdown FILE]
+    .venv/bin/python -m bench [--quick] [--only engine|http|sts] [--markdown FILE]
 
 For each principal size (10, 100, 1,000, 10,000 statements) it builds the workload, builds the
 three engines, picks the benchmark requests, asserts that the engines agree on them, then times
 fedbroker, cedarpy (per call and batched) and moto in interleaved rounds. Then it times bulk
 ``simulate --jsonl`` through the CLI and in-process. Last, IAM over HTTP: signed ``GetRole``
 calls per second against ``fedbroker serve`` and moto's server, and the SQL statements per
-call (``bench/http_iam.py``, ``bench/http_sql.py``). See ``bench/README.md``.
+call (``bench/http_iam.py``, ``bench/http_sql.py``); and STS exchanges over HTTP:
+``AssumeRoleWithWebIdentity`` per second against moto's server and a bare Flask endpoint, with
+an in-process profile of one exchange (``bench/http_sts.py``, ``bench/sts_profile.py``). See
+``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from bench import bulk, http_iam
+from bench import bulk, http_iam, http_sts
 from bench.engines import Cedar, CedarBatch, Engine, Fedbroker, Moto
 from bench.scenario import SHAPES, check_agreement, classify, select, shuffled
 from bench.timing import (
@@ -329,6 +332,7 @@ def render(
     http_result: http_iam.HttpResult | None,
     header: list[str],
     command: str,
+    sts_result: http_sts.StsResult | None = None,
 ) -> str:
     out: list[str] = ["# fedbroker benchmark", "", f"Command: `{command}`", ""]
     out += header
@@ -338,6 +342,8 @@ def render(
         out += _bulk_section(bulk_result)
     if http_result is not None:
         out += http_iam.render(http_result)
+    if sts_result is not None:
+        out += http_sts.render(sts_result)
     return "\n".join(out) + "\n"
 
 
@@ -506,15 +512,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-bulk", action="store_true")
     parser.add_argument(
         "--only",
-        choices=("engine", "http"),
-        help="run only the policy-engine sections (engine: decisions, growth, bulk) or only "
-        "IAM over HTTP",
+        choices=("engine", "http", "sts"),
+        help="run only the policy-engine sections (engine: decisions, growth, bulk), only "
+        "IAM over HTTP, or only STS exchanges over HTTP (sts)",
     )
     parser.add_argument("--http-rounds", type=int, default=7, help="interleaved HTTP rounds")
     parser.add_argument(
         "--http-seconds", type=float, default=3.0, help="seconds per server and load per round"
     )
     parser.add_argument("--no-http", action="store_true", help="skip IAM over HTTP")
+    parser.add_argument(
+        "--no-sts",
+        action="store_true",
+        help="skip STS exchanges over HTTP (rounds and seconds: --http-rounds, --http-seconds)",
+    )
     parser.add_argument(
         "--no-postgres", action="store_true", help="HTTP: no fedbroker-on-PostgreSQL row"
     )
@@ -534,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.http_rounds, args.http_seconds = 3, 1.0
     run_engine = args.only in (None, "engine")
     run_http = args.only == "http" or (args.only is None and not args.no_http)
+    run_sts = args.only == "sts" or (args.only is None and not args.no_sts)
 
     def numbers(text: str) -> list[int]:
         return [int(n) for n in text.split(",") if n]
@@ -571,7 +583,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             postgres=not args.no_postgres,
             count_sql=not args.no_sql_count,
         )
-    report = render(results, bulk_result, http_result, machine_note(overhead), command.strip())
+    sts_result = None
+    if run_sts:
+        log(
+            f"bench: STS exchanges over HTTP, {args.http_rounds} rounds of "
+            f"{args.http_seconds:g} s per server"
+        )
+        sts_result = http_sts.measure(WORK_DIR, args.http_rounds, args.http_seconds, log)
+    report = render(
+        results, bulk_result, http_result, machine_note(overhead), command.strip(), sts_result
+    )
     report += f"\nTotal benchmark time: {time.monotonic() - started:.0f} s.\n"
     print(report)
     if args.markdown is not None:

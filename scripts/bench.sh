@@ -2,9 +2,10 @@
 # The benchmark in one command (see bench/README.md): installs '.[dev,bench]' (cedarpy and
 # moto with its server, the peers) into .venv if they are missing, wrk (Debian package) if it is
 # missing, starts PostgreSQL if it is not running, then runs `python -m bench`, which prints a
-# Markdown report and also writes it to bench/.work/latest.md. Takes about five minutes on
+# Markdown report and also writes it to bench/.work/latest.md. Takes about seven minutes on
 # 2 cores. Extra arguments go to `python -m bench` (--quick for a short smoke run, --only http
-# for IAM over HTTP alone, --help).
+# for IAM over HTTP alone, --only sts for STS AssumeRoleWithWebIdentity exchanges over HTTP
+# alone, --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ if [ ! -x .venv/bin/fedbroker ] \
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 fi
 
-# IAM over HTTP: wrk generates the load; fedbroker also runs on PostgreSQL.
+# IAM and STS over HTTP: wrk generates the load; fedbroker also runs on PostgreSQL (IAM).
 if ! command -v wrk >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get install -y -q wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }

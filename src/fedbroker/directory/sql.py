@@ -110,8 +110,10 @@ class SqlStore:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            # Recycle idle connections rather than ping before every checkout: a ping is one
-            # more round trip on every read.
+            # Ping on checkout: a connection dropped by a restart or failover is replaced
+            # instead of failing the request that drew it (one more round trip per read; a
+            # retry-on-disconnect would be cheaper and is the next step).
+            kwargs["pool_pre_ping"] = True
             kwargs["pool_recycle"] = 300
         self.engine = create_engine(url, **kwargs)
         # Reads need no transaction of their own on PostgreSQL: each is one statement, and

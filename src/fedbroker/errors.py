@@ -17,9 +17,17 @@ class FedbrokerError(Exception):
     status: int = 500
     audited: bool = False  # set once the error has been written to the audit log
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The precise reason, for the log and the audit event only (never sent to the caller).
+        self.detail = detail
+
+    def audit_message(self) -> str:
+        """What the audit event records: the outward message and, if any, the precise reason."""
+        if self.detail and self.detail != self.message:
+            return f"{self.message} ({self.detail})"
+        return self.message
 
 
 class ValidationError(FedbrokerError):

@@ -158,7 +158,7 @@ def verify_mfa_code(
         try:
             return _accept(store, master_key, serial, code, now, owner)
         except InvalidAuthenticationCodeError as refused:
-            reasons.append(refused.detail)
+            reasons.append(refused.detail or refused.message)
     raise InvalidAuthenticationCodeError(INVALID_CODE, "; ".join(reasons))
 
 

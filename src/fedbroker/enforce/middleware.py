@@ -118,7 +118,7 @@ class Enforcer:
             refusal = Refusal("InternalFailure", "internal error", 500, request_id, *route[:2])
             return self._refuse(refusal, None, environ, start_response)
         except FedbrokerError as exc:
-            detail = getattr(exc, "detail", None)
+            detail = exc.detail
             log.info("refused %s on %s: %s (%s)", *route[:2], exc.code, detail or exc.message)
             refusal = Refusal(exc.code, exc.message, exc.status, request_id, *route[:2])
             return self._refuse(refusal, None, environ, start_response, detail)

@@ -261,7 +261,7 @@ class RemoteAuthorizer:
         query: AuthorizeQuery | None = None,
     ) -> None:
         """Audit a call refused before or while it was decided."""
-        detail = getattr(error, "detail", None)
+        detail = error.detail
         log.info("/authorize refused: %s (%s)", error.code, detail or error.message)
         self.audit.emit(
             self._event(meta, now, identity or UserIdentity("Unknown"), query, error=error)
@@ -310,7 +310,7 @@ class RemoteAuthorizer:
                 "method": query.request.method,
                 "path": query.request.path[:1024],
             }
-        detail = getattr(error, "detail", None) if error is not None else None
+        detail = error.detail if error is not None else None
         return AuditEvent(
             event_time=now,
             event_source=EVENT_SOURCE,

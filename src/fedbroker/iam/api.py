@@ -117,7 +117,6 @@ def audit(
     read_only: bool = False,
     account_id: str | None = None,
     now: Any = None,
-    error_detail: str | None = None,
 ) -> None:
     params = {k: v for k, v in form.items() if k not in ("Action", "Version")}
     services.audit.emit(
@@ -133,13 +132,7 @@ def audit(
             request_parameters=params,
             response_elements=response,
             error_code=error.code if error else None,
-            error_message=(
-                f"{error.message} ({error_detail})"
-                if error and error_detail
-                else error.message
-                if error
-                else None
-            ),
+            error_message=error.audit_message() if error else None,
             read_only=read_only,
             recipient_account_id=account_id,
         )

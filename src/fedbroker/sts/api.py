@@ -118,12 +118,6 @@ def _audit(
     caller = ctx.caller
     identity = ctx.identity or (caller.identity if caller is not None else UserIdentity("Unknown"))
     params = {k: v for k, v in form.items() if k not in ("Action", "Version")}
-    detail = getattr(error, "detail", None)
-    message = None
-    if error is not None:
-        message = (
-            f"{error.message} ({detail})" if detail and detail != error.message else error.message
-        )
     ctx.services.audit.emit(
         AuditEvent(
             event_time=ctx.now,
@@ -137,7 +131,7 @@ def _audit(
             request_parameters=params,
             response_elements=ctx.response_elements,
             error_code=error.code if error else None,
-            error_message=message,
+            error_message=error.audit_message() if error else None,
             read_only=read_only,
             recipient_account_id=caller.account.id if caller is not None else None,
         )

@@ -131,11 +131,9 @@ def _verified_mfa(ctx: StsContext, params: Params, user: Entity | None) -> bool:
         )
     except InvalidAuthenticationCodeError as exc:
         # STS's wording and code for a failed MFA check; the reason stays in the audit log.
-        denied = AccessDeniedError(
-            "MultiFactorAuthentication failed with invalid MFA one time pass code."
-        )
-        denied.detail = exc.detail  # type: ignore[attr-defined]
-        raise denied from None
+        raise AccessDeniedError(
+            "MultiFactorAuthentication failed with invalid MFA one time pass code.", exc.detail
+        ) from None
     return True
 
 
@@ -307,9 +305,7 @@ def authorize_federated(
             make_request(action, role.arn, principal, context, role.account_id)
         )
         if decision.effect is not Effect.ALLOW:
-            error = AccessDeniedError(denied)
-            error.detail = f"{action}: {decision.reason}"  # type: ignore[attr-defined]
-            raise error
+            raise AccessDeniedError(denied, f"{action}: {decision.reason}")
 
 
 @sts_operation("AssumeRole")

@@ -91,7 +91,6 @@ def query() -> Response:
         return _xml(xml.response(action, result, request_id, namespace))
     except FedbrokerError as exc:
         if not exc.audited:
-            detail = exc.detail if isinstance(exc, AuthenticationError) else None
             iam_api.audit(
                 services,
                 UserIdentity("Unknown"),
@@ -99,7 +98,6 @@ def query() -> Response:
                 action or "Unknown",
                 form,
                 error=exc,
-                error_detail=detail,
             )
         return _xml(
             xml.error(

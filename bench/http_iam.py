@@ -68,8 +68,9 @@ function response(status, headers, body)
   if status == 200 then ok = ok + 1 end
   if seen % SAMPLE_EVERY == 1 then
     sampled = sampled + 1
-    if not (string.find(body, "<GetRoleResponse", 1, true)
-            and string.find(body, ROLE_ELEMENT, 1, true)) then bad = bad + 1 end
+    for _, mark in ipairs(MARKS) do
+      if not string.find(body, mark, 1, true) then bad = bad + 1; break end
+    end
   end
 end
 function done(summary, latency, requests)
@@ -89,22 +90,16 @@ end
 """
 
 
-def _lua_string(value: str) -> str:
+def _lua(value: str) -> str:
     return json.dumps(value)  # a JSON string of printable ASCII is a valid Lua string
 
 
-def wrk_script(signed: SignedRequest) -> str:
-    """A wrk script that sends ``signed`` on every request and checks the answers."""
-    lines = [
-        'wrk.method = "POST"',
-        f"wrk.body = {_lua_string(signed.body.decode())}",
-        "wrk.headers = {}",
-    ]
-    lines += [
-        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in signed.headers.items()
-    ]
+def wrk_script(request: SignedRequest, marks: Sequence[str]) -> str:
+    """A wrk script sending ``request`` every time; sampled answers must hold ``marks``."""
+    lines = ['wrk.method = "POST"', f"wrk.body = {_lua(request.body.decode())}", "wrk.headers = {}"]
+    lines += [f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in request.headers.items()]
     lines.append(f"SAMPLE_EVERY = {WRK_SAMPLE_EVERY}")
-    lines.append(f"ROLE_ELEMENT = {_lua_string(f'<RoleName>{ROLE_NAME}</RoleName>')}")
+    lines.append("MARKS = {" + ", ".join(_lua(m) for m in marks) + "}")
     return "\n".join(lines) + "\n" + _LUA_CHECKS
 
 
@@ -142,7 +137,10 @@ def wrk_version() -> str:
 
 def run_wrk(label: str, signed: SignedRequest, seconds: float, script: Path) -> WrkRun:
     """One wrk run; raises :class:`HttpBenchError` on any non-200, socket error or bad body."""
-    script.write_text(wrk_script(signed), encoding="utf-8")
+    script.write_text(
+        wrk_script(signed, ["<GetRoleResponse", f"<RoleName>{ROLE_NAME}</RoleName>"]),
+        encoding="utf-8",
+    )
     command = [
         wrk_executable(),
         f"-t{WRK_THREADS}",

@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench import sts_profile
-from bench.http_iam import WrkRun, wrk_executable, wrk_version
+from bench.http_iam import WRK_SAMPLE_EVERY, WrkRun, wrk_executable, wrk_script, wrk_version
 from bench.http_servers import (
     REGION,
     HttpBenchError,
@@ -81,7 +81,6 @@ FEDBROKER_LABEL = "fedbroker (SQLite, 2 sync workers)"
 MOTO_LABEL = "moto (one process)"
 WRK_THREADS = 1
 WRK_CONNECTIONS = 8
-WRK_SAMPLE_EVERY = 25
 TARGET_FLASK_SHARE = 0.5
 TARGET_P99_MS = 20.0
 #: What a sampled body must hold: credentials from the exchanges, ``hello`` from Flask.
@@ -324,48 +323,6 @@ def check_answer(label: str, status: int, body: bytes, marks: Sequence[str]) -> 
 
 
 # --- wrk --------------------------------------------------------------------------------------
-
-_LUA_CHECKS = """
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) seen = 0; ok = 0; sampled = 0; bad = 0 end
-function response(status, headers, body)
-  seen = seen + 1
-  if status == 200 then ok = ok + 1 end
-  if seen % SAMPLE_EVERY == 1 then
-    sampled = sampled + 1
-    for _, mark in ipairs(MARKS) do
-      if not string.find(body, mark, 1, true) then bad = bad + 1; break end
-    end
-  end
-end
-function done(summary, latency, requests)
-  local totals = {seen = 0, ok = 0, sampled = 0, bad = 0}
-  for _, t in ipairs(threads) do
-    for k, _ in pairs(totals) do totals[k] = totals[k] + t:get(k) end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCHJSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, ' ..
-    '"p99_us": %d, "seen": %d, "ok": %d, "sampled": %d, "bad": %d, "connect": %d, ' ..
-    '"read": %d, "write": %d, "status": %d, "timeout": %d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), totals.seen, totals.ok, totals.sampled, totals.bad,
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-"""
-
-
-def _lua(value: str) -> str:
-    return json.dumps(value)  # a JSON string of printable ASCII is a valid Lua string
-
-
-def wrk_script(request: SignedRequest, marks: Sequence[str]) -> str:
-    lines = ['wrk.method = "POST"', f"wrk.body = {_lua(request.body.decode())}", "wrk.headers = {}"]
-    lines += [f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in request.headers.items()]
-    lines.append(f"SAMPLE_EVERY = {WRK_SAMPLE_EVERY}")
-    lines.append("MARKS = {" + ", ".join(_lua(m) for m in marks) + "}")
-    return "\n".join(lines) + "\n" + _LUA_CHECKS
 
 
 def run_wrk(

@@ -38,8 +38,18 @@ time window (``ExpiredTokenException``: reported only when the response passes e
 check at an instant inside its window, so a forgery learns nothing from it) and a response
 whose status is not Success (``IDPRejectedClaim``). The precise reason is in ``detail``.
 
-Encrypted assertions are not accepted: the broker has no SP decryption key yet, and the
-response is refused as invalid.
+Encrypted assertions (``EncryptedAssertion``, SAML core 2.7.3.3) are opened with the
+provider's decryption keys (``decryption_keys``, newest first: two are held during a key
+rotation, as IAM's ``PrivateKeyList``); python3-saml decrypts and the decrypted assertion goes
+through every check above. ``require_encryption`` (IAM's ``AssertionEncryptionMode``
+``Required``) refuses a plain assertion.
+
+For a browser sign-in (``in_response_to`` given) the response must answer the request this
+browser started: ``InResponseTo`` of the Response, if present, and of the assertion's bearer
+``SubjectConfirmationData`` equal the request id*; ``in_response_to=None`` is an unsolicited
+(IdP-initiated) response, which carries none*. ``AssumeRoleWithSAML`` leaves it unchecked,
+as AWS does. ``clock_skew`` replaces python3-saml's fixed five minutes on ``Conditions``
+(a per-provider setting; python3-saml reads a class constant, swapped here per call).
 
 python3-saml re-reads and compiles its XSD schemas on every call (about half the cost of a
 verification); this module compiles each schema once per thread instead.
@@ -58,10 +68,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import onelogin.saml2
+import onelogin.saml2.response
 from lxml import etree
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.response import OneLogin_Saml2_Response
@@ -83,6 +95,16 @@ BEARER = OneLogin_Saml2_Constants.CM_BEARER
 _POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 _E = OneLogin_Saml2_ValidationError
 _TIME_ERRORS = frozenset({_E.ASSERTION_TOO_EARLY, _E.ASSERTION_EXPIRED, _E.SESSION_EXPIRED})
+MAX_CLOCK_SKEW = timedelta(minutes=15)
+
+
+class Unchecked(Enum):
+    """``in_response_to=UNCHECKED``: whether the response answers a request is not asked."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
 
 
 class SamlResponseError(FedbrokerError):
@@ -146,17 +168,30 @@ def verify_saml_response(
     now: datetime,
     replay: ReplayCache | None,
     allow_sha1: bool = False,
+    decryption_keys: tuple[str, ...] = (),
+    require_encryption: bool = False,
+    in_response_to: str | Literal[Unchecked.UNCHECKED] | None = UNCHECKED,
+    clock_skew: timedelta = CLOCK_DRIFT,
 ) -> SamlAssertion:
     """Verify ``encoded`` (base64 of a ``samlp:Response``) as sent by ``idp`` to ``sp`` at
     ``now``; raises :class:`SamlResponseError`. ``replay`` ``None`` skips the replay check
-    (tests of single checks only)."""
+    (tests of single checks only). ``decryption_keys`` are PEM private keys, newest first;
+    ``in_response_to`` the id of the AuthnRequest the response must answer (``None``: an
+    unsolicited response, :data:`UNCHECKED`: either)."""
     document = _decode(encoded)
-    settings = _settings(idp.entity_id, tuple(c.pem for c in idp.certificates), sp, allow_sha1)
-    response = _validated(document, settings, sp, now)
+    certificates = tuple(c.pem for c in idp.certificates)
+    settings = [
+        _settings(idp.entity_id, certificates, sp, allow_sha1, key, require_encryption)
+        for key in (decryption_keys or (None,))
+    ]
+    skew = _skew(clock_skew)
+    response = _validated(document, settings, sp, now, skew)
     assertion = _read(response, idp, sp, now)
+    if in_response_to is not UNCHECKED:
+        _check_in_response_to(response, in_response_to)
     if replay is not None:
         key = hashlib.sha256(f"{assertion.issuer}\x00{assertion.assertion_id}".encode()).hexdigest()
-        keep_until = max(assertion.not_on_or_after, _conditions_end(response) + CLOCK_DRIFT)
+        keep_until = max(assertion.not_on_or_after, _conditions_end(response) + skew)
         if not replay.remember_assertion(key, keep_until, now):
             raise InvalidSamlResponseError(
                 INVALID, f"assertion `{assertion.assertion_id[:80]}` was already used (replay)"
@@ -181,10 +216,48 @@ def _decode(encoded: str) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def _skew(clock_skew: timedelta) -> timedelta:
+    return min(max(clock_skew, timedelta(0)), MAX_CLOCK_SKEW)
+
+
+def _check_in_response_to(response: Any, expected: str | None) -> None:
+    """The response answers ``expected`` (``None``: no request): the Response's
+    ``InResponseTo`` (if any) and every bearer confirmation's say so (signed, in the
+    assertion)."""
+    stated = [response.document.get("InResponseTo")]
+    for confirmation in response._query_assertion("/saml:Subject/saml:SubjectConfirmation"):
+        data = confirmation.find("saml:SubjectConfirmationData", OneLogin_Saml2_Constants.NSMAP)
+        if confirmation.get("Method") == BEARER and data is not None:
+            stated.append(data.get("InResponseTo"))
+    if expected is None:
+        if any(value is not None for value in stated):
+            raise InvalidSamlResponseError(
+                INVALID,
+                f"InResponseTo `{next(v for v in stated if v)[:80]}` names a request "
+                "that this browser did not start",
+            )
+        return
+    if (
+        stated[1:] == []
+        or any(value != expected for value in stated[1:])
+        or (stated[0] is not None and stated[0] != expected)
+    ):
+        found = [str(v)[:80] for v in stated]
+        raise InvalidSamlResponseError(
+            INVALID, f"InResponseTo {found} is not the request this browser started"
+        )
+
+
 @functools.lru_cache(maxsize=256)
 def _settings(
-    entity_id: str, certificates: tuple[str, ...], sp: ServiceProvider, allow_sha1: bool
+    entity_id: str,
+    certificates: tuple[str, ...],
+    sp: ServiceProvider,
+    allow_sha1: bool,
+    private_key: str | None = None,
+    require_encryption: bool = False,
 ) -> Any:
+    keys = {"privateKey": private_key} if private_key else {}
     return OneLogin_Saml2_Settings(
         {
             "strict": True,
@@ -192,6 +265,7 @@ def _settings(
             "sp": {
                 "entityId": sp.entity_id,
                 "assertionConsumerService": {"url": sp.acs_url, "binding": _POST},
+                **keys,
             },
             "idp": {
                 "entityId": entity_id,
@@ -201,6 +275,7 @@ def _settings(
             },
             "security": {
                 "wantAssertionsSigned": True,
+                "wantAssertionsEncrypted": require_encryption,
                 "wantMessagesSigned": False,
                 "wantNameId": True,
                 "wantAttributeStatement": True,
@@ -223,8 +298,10 @@ def _request_data(acs_url: str) -> dict[str, str]:
     }
 
 
-def _validated(document: str, settings: Any, sp: ServiceProvider, now: datetime) -> Any:
-    response, failure = _attempt(document, settings, sp, now)
+def _validated(
+    document: str, settings: list[Any], sp: ServiceProvider, now: datetime, skew: timedelta
+) -> Any:
+    response, failure = _attempt(document, settings, sp, now, skew)
     if failure is None:
         return response
     code, reason = failure
@@ -235,7 +312,7 @@ def _validated(document: str, settings: Any, sp: ServiceProvider, now: datetime)
         # check it again at an instant inside its own window.
         inside = _instant_inside(response)
         if inside is not None:
-            _, again = _attempt(document, settings, sp, inside)
+            _, again = _attempt(document, settings, sp, inside, skew)
             if again is None:
                 raise ExpiredSamlResponseError(EXPIRED, f"{reason} (now {_stamp(now)})")
             if code == _E.WRONG_SUBJECTCONFIRMATION:
@@ -246,14 +323,19 @@ def _validated(document: str, settings: Any, sp: ServiceProvider, now: datetime)
 
 
 def _attempt(
-    document: str, settings: Any, sp: ServiceProvider, now: datetime
+    document: str, settings: list[Any], sp: ServiceProvider, now: datetime, skew: timedelta
 ) -> tuple[Any, tuple[int | None, str] | None]:
-    """(the parsed response or ``None``, ``None`` or (python3-saml's error code, reason))."""
-    with _pinned_clock(now):
-        try:
-            response = OneLogin_Saml2_Response(settings, document)
-        except Exception as exc:  # python3-saml, lxml and xmlsec raise many kinds
-            return None, (None, _reason("the response cannot be read", exc))
+    """(the parsed response or ``None``, ``None`` or (python3-saml's error code, reason)).
+    With several decryption keys, each is tried in turn (python3-saml decrypts on parsing)."""
+    with _pinned_clock(now, skew):
+        response: Any = None
+        for index, candidate in enumerate(settings):
+            try:
+                response = OneLogin_Saml2_Response(candidate, document)
+                break
+            except Exception as exc:  # python3-saml, lxml and xmlsec raise many kinds
+                if index == len(settings) - 1:
+                    return None, (None, _reason("the response cannot be read", exc))
         try:
             response.is_valid(_request_data(sp.acs_url), raise_exceptions=True)
         except OneLogin_Saml2_ValidationError as exc:
@@ -367,6 +449,7 @@ def _stamp(moment: datetime) -> str:
 # are not shared between threads).
 
 _PINNED: ContextVar[int | None] = ContextVar("fedbroker_saml_now", default=None)
+_SKEW: ContextVar[int | None] = ContextVar("fedbroker_saml_skew", default=None)
 _library_now = OneLogin_Saml2_Utils.now
 
 
@@ -376,12 +459,23 @@ def _now() -> int:
 
 
 @contextmanager
-def _pinned_clock(moment: datetime) -> Iterator[None]:
+def _pinned_clock(moment: datetime, skew: timedelta = CLOCK_DRIFT) -> Iterator[None]:
     token = _PINNED.set(int(moment.timestamp()))
+    skew_token = _SKEW.set(int(skew.total_seconds()))
     try:
         yield
     finally:
+        _SKEW.reset(skew_token)
         _PINNED.reset(token)
+
+
+class _Constants(OneLogin_Saml2_Constants):  # type: ignore[misc]
+    """python3-saml's constants, with ``ALLOWED_CLOCK_DRIFT`` the skew of the current call."""
+
+    @property
+    def ALLOWED_CLOCK_DRIFT(self) -> int:
+        skew = _SKEW.get()
+        return OneLogin_Saml2_Constants.ALLOWED_CLOCK_DRIFT if skew is None else skew
 
 
 _SCHEMA_DIR = Path(onelogin.saml2.__file__).parent / "schemas"
@@ -410,4 +504,5 @@ def _validate_xml(xml: Any, schema: str, debug: bool = False) -> Any:
 
 
 OneLogin_Saml2_Utils.now = staticmethod(_now)
+onelogin.saml2.response.OneLogin_Saml2_Constants = _Constants()
 OneLogin_Saml2_XML.validate_xml = staticmethod(_validate_xml)

@@ -33,8 +33,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fedbroker.audit.events import UserIdentity
 from fedbroker.credentials.session_token import issue_credentials
@@ -43,12 +44,17 @@ from fedbroker.errors import NoSuchEntityError
 from fedbroker.federation.saml_metadata import IdpMetadata
 from fedbroker.federation.saml_response import (
     INVALID,
+    UNCHECKED,
     InvalidSamlResponseError,
     RejectedSamlClaimError,
     SamlAssertion,
+    Unchecked,
     verify_saml_response,
 )
+from fedbroker.federation.saml_sp import ServiceProvider
+from fedbroker.iam import saml_keys
 from fedbroker.iam.params import Params
+from fedbroker.iam.saml_options import options_of
 from fedbroker.policy.request import principal_from_arn
 from fedbroker.sts.api import StsContext, sts_operation
 from fedbroker.sts.operations import (
@@ -118,14 +124,7 @@ def assume_role_with_saml(ctx: StsContext, params: Params) -> dict[str, Any]:
     provider_arn = params.req("PrincipalArn", min_len=20, max_len=2048)
     encoded = params.req("SAMLAssertion", min_len=4, max_len=100_000)
     provider = _provider(ctx, provider_arn)
-    assertion = verify_saml_response(
-        encoded,
-        IdpMetadata.from_json(_mapping(provider.attrs["idp"])),
-        ctx.services.saml,
-        now=ctx.now,
-        replay=ctx.services.store,
-        allow_sha1=provider.attrs.get("allow_sha1") is True,
-    )
+    assertion = verify_with_provider(ctx, provider, encoded)
     qualifier = name_qualifier(assertion.issuer, provider.account_id, provider.name)
     ctx.identity = UserIdentity(
         "SAMLUser",
@@ -135,26 +134,21 @@ def assume_role_with_saml(ctx: StsContext, params: Params) -> dict[str, Any]:
     )
 
     _require_role_pair(assertion, role_arn, provider_arn)
-    session_name = _single(assertion, ROLE_SESSION_NAME, required=True)
-    if session_name is None or not SESSION_NAME.fullmatch(session_name):
-        raise _rejected(
-            f"the RoleSessionName attribute `{session_name}` is not 2-64 of [\\w+=,.@-]"
-        )
-    source_identity = _single(assertion, SOURCE_IDENTITY_ATTRIBUTE)
-    if source_identity is not None and not SOURCE_IDENTITY.fullmatch(source_identity):
-        raise _rejected(
-            f"the SourceIdentity attribute `{source_identity}` is not 2-64 of [\\w+=,.@-]"
-        )
-    tags, transitive = _session_tags(assertion)
+    claims_said = session_claims(assertion)
+    session_name, source_identity = claims_said.session_name, claims_said.source_identity
+    tags, transitive = claims_said.tags, claims_said.transitive_tag_keys
 
     denied = f"Not authorized to perform sts:AssumeRoleWithSAML on resource: {role_arn}"
     role = find_role(ctx, role_arn, denied)
     max_duration = int(str(role.attrs.get("max_session_duration", 3600)))
     seconds = duration(params, 3600, 900, max_duration, "the MaxSessionDuration set for this role")
-    expires = _session_end(assertion, ctx.now, seconds)
+    expires = session_end(
+        claims_said.session_duration, assertion.session_not_on_or_after, ctx.now, seconds
+    )
     policy, arns = session_policies(ctx, params, role.account_id)
 
-    context = _trust_context(ctx, assertion, provider, qualifier, session_name)
+    context = _request_context(ctx)
+    context.update(trust_context(assertion, provider, qualifier, session_name))
     actions = ["sts:AssumeRoleWithSAML"]
     if tags:
         actions.append("sts:TagSession")
@@ -206,6 +200,92 @@ def assume_role_with_saml(ctx: StsContext, params: Params) -> dict[str, Any]:
     if source_identity is not None:
         result["SourceIdentity"] = source_identity
     return result
+
+
+def verify_with_provider(
+    ctx: StsContext,
+    provider: Entity,
+    encoded: str,
+    in_response_to: str | Literal[Unchecked.UNCHECKED] | None = UNCHECKED,
+) -> SamlAssertion:
+    """Verify ``encoded`` as a response of ``provider``, with its settings (SHA-1, clock
+    skew, assertion encryption and its private keys); raises ``SamlResponseError``."""
+    options = options_of(provider)
+    keys = saml_keys.open_private_keys(ctx.services.master_key, provider)
+    return verify_saml_response(
+        encoded,
+        IdpMetadata.from_json(_mapping(provider.attrs["idp"])),
+        ctx.services.saml if in_response_to is UNCHECKED else browser_sp(ctx, provider),
+        now=ctx.now,
+        replay=ctx.services.store,
+        allow_sha1=options.allow_sha1,
+        decryption_keys=keys,
+        require_encryption=options.require_encryption,
+        in_response_to=in_response_to,
+        clock_skew=options.clock_skew,
+    )
+
+
+def browser_sp(ctx: StsContext, provider: Entity) -> ServiceProvider:
+    """The broker as the SP of browser sign-in through ``provider``: entity id its metadata
+    URL, ACS its own, both under the broker's public URL (setting ``issuer_url``)."""
+    base = f"{(ctx.services.issuer or '').rstrip('/')}/sso/saml/{provider.name}"
+    return ServiceProvider(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClaims:
+    """What a verified assertion says about the session, as AWS defines its attributes."""
+
+    session_name: str
+    source_identity: str | None
+    tags: dict[str, str]
+    transitive_tag_keys: tuple[str, ...]
+    role_pairs: tuple[tuple[str, str], ...]  # (role ARN, provider ARN) of the Role attribute
+    session_duration: int | None
+
+
+def session_claims(
+    assertion: SamlAssertion, default_session_name: str | None = None
+) -> SessionClaims:
+    """RoleSessionName (required unless ``default_session_name``), SourceIdentity,
+    PrincipalTag:*, TransitiveTagKeys, Role and SessionDuration; ``IDPRejectedClaim`` for
+    one that is malformed."""
+    session_name = _single(assertion, ROLE_SESSION_NAME, required=default_session_name is None)
+    if session_name is None:
+        session_name = default_session_name
+    if session_name is None or not SESSION_NAME.fullmatch(session_name):
+        raise _rejected(
+            f"the RoleSessionName attribute `{session_name}` is not 2-64 of [\\w+=,.@-]"
+        )
+    source_identity = _single(assertion, SOURCE_IDENTITY_ATTRIBUTE)
+    if source_identity is not None and not SOURCE_IDENTITY.fullmatch(source_identity):
+        raise _rejected(
+            f"the SourceIdentity attribute `{source_identity}` is not 2-64 of [\\w+=,.@-]"
+        )
+    tags, transitive = _session_tags(assertion)
+    return SessionClaims(
+        session_name,
+        source_identity,
+        tags,
+        transitive,
+        role_pairs(assertion),
+        _session_duration(assertion),
+    )
+
+
+def role_pairs(assertion: SamlAssertion) -> tuple[tuple[str, str], ...]:
+    """The Role attribute's ``role-arn,provider-arn`` values (either order), as (role,
+    provider); values that are not such a pair are left out."""
+    pairs: list[tuple[str, str]] = []
+    for value in assertion.values(ROLE):
+        parts = [p.strip() for p in value.split(",")]
+        if len(parts) != 2:
+            continue
+        role, provider = (parts[1], parts[0]) if ":saml-provider/" in parts[0] else parts
+        if ":role/" in role and ":saml-provider/" in provider:
+            pairs.append((role, provider))
+    return tuple(pairs)
 
 
 def name_qualifier(issuer: str, account_id: str, provider_name: str) -> str:
@@ -267,10 +347,8 @@ def _single(assertion: SamlAssertion, name: str, *, required: bool = False) -> s
 
 
 def _require_role_pair(assertion: SamlAssertion, role_arn: str, provider_arn: str) -> None:
-    for value in assertion.values(ROLE):
-        parts = [p.strip() for p in value.split(",")]
-        if len(parts) == 2 and set(parts) == {role_arn, provider_arn}:
-            return
+    if (role_arn, provider_arn) in role_pairs(assertion):
+        return
     raise _rejected(
         f"the assertion's `{ROLE}` attribute does not pair `{role_arn}` with `{provider_arn}`"
     )
@@ -296,28 +374,46 @@ def _session_tags(assertion: SamlAssertion) -> tuple[dict[str, str], tuple[str, 
     return tags, transitive
 
 
-def _session_end(assertion: SamlAssertion, now: datetime, seconds: int) -> datetime:
-    """``now`` + the requested duration, capped by SessionDuration and SessionNotOnOrAfter."""
+def _session_duration(assertion: SamlAssertion) -> int | None:
     limit = _single(assertion, SESSION_DURATION)
-    if limit is not None:
-        if not limit.isdigit() or not 900 <= int(limit) <= MAX_SAML_DURATION:
-            raise _rejected(f"the SessionDuration attribute `{limit[:32]}` is not 900-43200")
-        seconds = min(seconds, int(limit))
+    if limit is None:
+        return None
+    if not limit.isdigit() or not 900 <= int(limit) <= MAX_SAML_DURATION:
+        raise _rejected(f"the SessionDuration attribute `{limit[:32]}` is not 900-43200")
+    return int(limit)
+
+
+def session_end(
+    session_duration: int | None,
+    session_not_on_or_after: datetime | None,
+    now: datetime,
+    seconds: int,
+) -> datetime:
+    """``now`` + the requested duration, capped by SessionDuration and SessionNotOnOrAfter."""
+    if session_duration is not None:
+        seconds = min(seconds, session_duration)
     end = now + timedelta(seconds=seconds)
-    if assertion.session_not_on_or_after is not None:
-        end = min(end, assertion.session_not_on_or_after)
+    if session_not_on_or_after is not None:
+        end = min(end, session_not_on_or_after)
     return end
 
 
-def _trust_context(
-    ctx: StsContext, assertion: SamlAssertion, provider: Entity, qualifier: str, session: str
-) -> dict[str, object]:
-    context: dict[str, object] = {
+def _request_context(ctx: StsContext) -> dict[str, object]:
+    return {
         "aws:SourceIp": ctx.meta.source_ip,
         "aws:CurrentTime": ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "aws:EpochTime": str(int(ctx.now.timestamp())),
         "aws:SecureTransport": "true" if ctx.meta.secure_transport else "false",
         "aws:RequestedRegion": ctx.services.region,
+    }
+
+
+def trust_context(
+    assertion: SamlAssertion, provider: Entity, qualifier: str, session: str
+) -> dict[str, object]:
+    """The SAML condition keys of a trust policy (``saml:*``, ``sts:RoleSessionName``), without
+    the per-request ``aws:*`` keys."""
+    context: dict[str, object] = {
         "saml:aud": assertion.recipient,
         "saml:iss": assertion.issuer,
         "saml:sub": assertion.subject,

@@ -7,6 +7,12 @@ nothing is stored. What the SAML sign-in needs (entity id, signing certificates 
 SHA-256 fingerprints, SSO endpoints and bindings, NameID formats) is kept beside the document
 in the provider's attributes, so it is never parsed again.
 
+Assertion encryption as IAM has it: ``AssertionEncryptionMode`` (``Allowed``, the default,
+or ``Required``) and up to two private keys (``AddPrivateKey``, ``RemovePrivateKey``; listed
+by id and time in ``PrivateKeyList``), kept sealed by :mod:`fedbroker.iam.saml_keys`. The
+browser sign-in's own settings of a provider (IdP-initiated logins, SHA-1, clock skew) are
+set with ``fedbroker sso configure-saml``.
+
 ``ValidUntil`` is the metadata's ``validUntil``; without one it is 100 years after the
 document was stored, as IAM does (its own example: created 2017-03-06, valid until
 2117-03-06).
@@ -20,7 +26,9 @@ from datetime import datetime
 from typing import Any
 
 from fedbroker.directory.model import Entity, Kind
+from fedbroker.errors import InvalidInputError
 from fedbroker.federation.saml_metadata import parse_idp_metadata
+from fedbroker.iam import saml_keys
 from fedbroker.iam.context import CallContext
 from fedbroker.iam.operations.common import request_tag_context, tags_list
 from fedbroker.iam.operations.providers import (
@@ -39,6 +47,7 @@ MAX_NAME = 128
 MIN_METADATA = 1000
 MAX_METADATA = 10_000_000
 DEFAULT_VALIDITY_YEARS = 100
+ENCRYPTION_MODES = ("Allowed", "Required")
 
 
 def metadata_attrs(document: str, now: datetime) -> dict[str, object]:
@@ -65,6 +74,33 @@ def _document(params: Params) -> str:
     return params.req("SAMLMetadataDocument", min_len=MIN_METADATA, max_len=MAX_METADATA)
 
 
+def _encryption(ctx: CallContext, params: Params, provider: Entity) -> Entity:
+    """``provider`` with the request's AssertionEncryptionMode, AddPrivateKey and
+    RemovePrivateKey applied (removal first, as IAM's rotation guide does it)."""
+    mode = params.opt("AssertionEncryptionMode", max_len=16)
+    if mode is not None:
+        if mode not in ENCRYPTION_MODES:
+            raise InvalidInputError(
+                f"AssertionEncryptionMode `{mode}` is not one of {', '.join(ENCRYPTION_MODES)}"
+            )
+        provider = replace(provider, attrs={**provider.attrs, "assertion_encryption_mode": mode})
+    removed = params.opt("RemovePrivateKey", max_len=64)
+    if removed is not None:
+        provider = saml_keys.remove_private_key(provider, removed)
+    added = params.form.get("AddPrivateKey")  # a secret: never echoed in an error
+    if added is not None:
+        if not 1 <= len(added) <= 16384:
+            raise InvalidInputError("AddPrivateKey must be 1-16384 characters")
+        provider, _ = saml_keys.add_private_key(ctx.services.master_key, provider, ctx.now, added)
+    if provider.attrs.get("assertion_encryption_mode") == "Required" and not saml_keys.private_keys(
+        provider
+    ):
+        raise InvalidInputError(
+            "AssertionEncryptionMode `Required` needs a private key (AddPrivateKey)"
+        )
+    return provider
+
+
 def _create_resource(ctx: CallContext, params: Params) -> str:
     return ctx.arn(f"{KIND.resource_type}/{params.form.get('Name', '')}")
 
@@ -76,7 +112,9 @@ def create_saml_provider(ctx: CallContext, params: Params) -> dict[str, Any]:
     name = params.req("Name", max_len=MAX_NAME, pattern=NAME)
     attrs = metadata_attrs(_document(params), ctx.now)
     attrs["tags"] = params.tags()
-    provider = create_provider(ctx, KIND, name, attrs)
+    # Checked (and the key sealed with the provider's ARN) before anything is stored.
+    draft = _encryption(ctx, params, Entity(KIND, ctx.account_id, name, "", "/", ctx.now, attrs))
+    provider = create_provider(ctx, KIND, name, draft.attrs)
     ctx.response_elements = {"sAMLProviderArn": provider.arn}
     result: dict[str, Any] = {"SAMLProviderArn": provider.arn}
     if provider.tags:
@@ -91,7 +129,11 @@ def get_saml_provider(ctx: CallContext, params: Params) -> dict[str, Any]:
         "SAMLMetadataDocument": str(provider.attrs.get("metadata", "")),
         "CreateDate": provider.created,
         "ValidUntil": valid_until(provider),
+        "AssertionEncryptionMode": str(provider.attrs.get("assertion_encryption_mode", "Allowed")),
     }
+    keys = saml_keys.private_keys(provider)
+    if keys:
+        result["PrivateKeyList"] = [{"KeyId": k.key_id, "Timestamp": k.created} for k in keys]
     if provider.tags:
         result["Tags"] = tags_list(provider.tags)
     return result
@@ -100,10 +142,13 @@ def get_saml_provider(ctx: CallContext, params: Params) -> dict[str, Any]:
 @operation("UpdateSAMLProvider", arn_resource(KIND), extra_context=tag_context(KIND))
 def update_saml_provider(ctx: CallContext, params: Params) -> dict[str, Any]:
     provider = named_provider(ctx, params, KIND)
-    # IAM also updates assertion encryption here; the broker has none yet, so the document
-    # is what there is to update, and it is required.
-    attrs = metadata_attrs(_document(params), ctx.now)
-    ctx.store.update_entity(replace(provider, attrs={**provider.attrs, **attrs}))
+    if params.form.get("SAMLMetadataDocument") is not None or not any(
+        params.form.get(k) is not None
+        for k in ("AssertionEncryptionMode", "AddPrivateKey", "RemovePrivateKey")
+    ):
+        attrs = metadata_attrs(_document(params), ctx.now)
+        provider = replace(provider, attrs={**provider.attrs, **attrs})
+    ctx.store.update_entity(_encryption(ctx, params, provider))
     return {"SAMLProviderArn": provider.arn}
 
 

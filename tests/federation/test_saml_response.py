@@ -234,3 +234,36 @@ def test_schemas_are_compiled_once_per_thread() -> None:
     first = saml_response._schema("saml-schema-protocol-2.0.xsd")
     verify("genuine")
     assert saml_response._schema("saml-schema-protocol-2.0.xsd") is first
+
+
+# --- browser sign-in: InResponseTo and the provider's clock skew -----------------------------
+
+
+def _verify_with(name: str, after: timedelta, **kwargs: Any) -> SamlAssertion:
+    v = vectors()
+    return verify_saml_response(
+        v.response(name),
+        v.idp,
+        ServiceProvider(),
+        now=v.captured_at + after,
+        replay=None,
+        **kwargs,
+    )
+
+
+def test_an_unsolicited_response_passes_only_as_unsolicited() -> None:
+    assert _verify_with("genuine", timedelta(seconds=30), in_response_to=None).subject
+    with pytest.raises(SamlResponseError) as info:
+        _verify_with("genuine", timedelta(seconds=30), in_response_to="id-the-browser-started")
+    assert info.value.code == "InvalidIdentityToken"
+    assert info.value.message == saml_response.INVALID
+    assert "not the request this browser started" in str(info.value.detail)
+
+
+def test_the_clock_skew_is_the_providers() -> None:
+    early = -timedelta(seconds=200)  # before the assertion's NotBefore
+    assert _verify_with("genuine", early).subject  # python3-saml's five minutes
+    with pytest.raises(SamlResponseError) as info:
+        _verify_with("genuine", early, clock_skew=timedelta(seconds=60))
+    assert info.value.code == "ExpiredTokenException"
+    assert _verify_with("genuine", early, clock_skew=timedelta(seconds=240)).subject

@@ -71,3 +71,10 @@ def configure_oidc(
     except FedbrokerError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"sign-in through {name} configured for client {client_id}")
+
+
+# SAML sign-in commands live in their own module (fedbroker.cli.sso_saml).
+from fedbroker.cli.sso_saml import configure_saml, saml_keys_command  # noqa: E402
+
+sso.add_command(configure_saml)
+sso.add_command(saml_keys_command)

@@ -168,16 +168,16 @@ def verify_saml_response(
     now: datetime,
     replay: ReplayCache | None,
     allow_sha1: bool = False,
-    decryption_keys: tuple[str, ...] = (),
+    decryption_keys: tuple[tuple[str, str], ...] = (),
     require_encryption: bool = False,
     in_response_to: str | Literal[Unchecked.UNCHECKED] | None = UNCHECKED,
     clock_skew: timedelta = CLOCK_DRIFT,
 ) -> SamlAssertion:
     """Verify ``encoded`` (base64 of a ``samlp:Response``) as sent by ``idp`` to ``sp`` at
     ``now``; raises :class:`SamlResponseError`. ``replay`` ``None`` skips the replay check
-    (tests of single checks only). ``decryption_keys`` are PEM private keys, newest first;
-    ``in_response_to`` the id of the AuthnRequest the response must answer (``None``: an
-    unsolicited response, :data:`UNCHECKED`: either)."""
+    (tests of single checks only). ``decryption_keys`` are (PEM private key, its PEM
+    certificate), newest first; ``in_response_to`` the id of the AuthnRequest the response
+    must answer (``None``: an unsolicited response, :data:`UNCHECKED`: either)."""
     document = _decode(encoded)
     certificates = tuple(c.pem for c in idp.certificates)
     settings = [
@@ -254,10 +254,10 @@ def _settings(
     certificates: tuple[str, ...],
     sp: ServiceProvider,
     allow_sha1: bool,
-    private_key: str | None = None,
+    private_key: tuple[str, str] | None = None,
     require_encryption: bool = False,
 ) -> Any:
-    keys = {"privateKey": private_key} if private_key else {}
+    keys = {"privateKey": private_key[0], "x509cert": private_key[1]} if private_key else {}
     return OneLogin_Saml2_Settings(
         {
             "strict": True,

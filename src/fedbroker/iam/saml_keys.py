@@ -190,10 +190,13 @@ class SpKeyError(FedbrokerError):
     status = 500
 
 
-def open_private_keys(master_key: MasterKey, provider: Entity) -> tuple[str, ...]:
-    """The PEM decryption keys, newest first, for one verification."""
+def open_private_keys(master_key: MasterKey, provider: Entity) -> tuple[tuple[str, str], ...]:
+    """The decryption keys as (PEM private key, PEM certificate), newest first, for one
+    verification."""
     entries = _list(provider.attrs.get("private_keys"))
-    return tuple(_open(master_key, provider, ENCRYPTION, e) for e in entries)
+    return tuple(
+        (_open(master_key, provider, ENCRYPTION, e), str(e["certificate"])) for e in entries
+    )
 
 
 def open_signing_key(master_key: MasterKey, provider: Entity) -> tuple[str, str]:

@@ -549,23 +549,68 @@ def test_presigned_url(world: World) -> None:
 # --- the directory, read without a database round trip per request ------------------------------
 
 
-def test_directory_changes_apply_within_the_check_interval(world: World) -> None:
+def test_directory_changes_apply_at_once(world: World) -> None:
+    """The store signals its writes (SQLite's data_version, PostgreSQL's NOTIFY): the checker
+    sees a change on the next request, with no interval to wait."""
     creds = world.session()
     request = get(creds)
     assert check(world, request, "s3:GetObject", at=timedelta(seconds=1)).allowed
     world.store.put_inline(
         world.role, "reports", doc({"Effect": "Deny", "Action": "s3:*", "Resource": "*"})
     )
-    # Within a second of the last look the checker still uses what it compiled ...
-    assert check(world, request, "s3:GetObject", at=timedelta(seconds=1.5)).allowed
-    # ... and a second later it sees the change.
-    later = check(world, request, "s3:GetObject", at=timedelta(seconds=2.5))
+    later = check(world, request, "s3:GetObject", at=timedelta(seconds=1))
     assert later.decision.effect is Effect.EXPLICIT_DENY
     # A deleted role ends its sessions.
     world.store.delete_inline(world.role, "reports")
     world.store.delete_entity(world.role)
     with pytest.raises(InvalidClientTokenIdError):
-        check(world, request, "s3:GetObject", at=timedelta(seconds=4))
+        check(world, request, "s3:GetObject", at=timedelta(seconds=1))
+
+
+ALLOW_ALL = doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+
+
+class _Counting:
+    """The world's store, counting version reads; ``hints`` False hides the change hint."""
+
+    def __init__(self, store: Any, *, hints: bool) -> None:
+        self.store = store
+        self.hints = hints
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def change_hint(self) -> int | None:
+        return self.store.change_hint() if self.hints else None
+
+    def directory_version(self) -> int:
+        self.reads += 1
+        return int(self.store.directory_version())
+
+
+def test_without_a_signal_changes_apply_within_the_check_interval(world: World) -> None:
+    counting = _Counting(world.store, hints=False)
+    view = DirectoryView(counting, check_interval=timedelta(seconds=1))  # type: ignore[arg-type]
+    view.refresh(T0)
+    assert view.get_entity(world.account.id, Kind.ROLE, world.role.name).name == world.role.name
+    world.store.put_inline(world.role, "extra", ALLOW_ALL)
+    view.refresh(T0 + timedelta(seconds=0.5))  # within a second: what it holds
+    assert counting.reads == 1
+    view.refresh(T0 + timedelta(seconds=1.5))  # a second later: it looks again
+    assert counting.reads == 2
+
+
+def test_with_a_signal_the_version_is_read_only_after_a_write(world: World) -> None:
+    counting = _Counting(world.store, hints=True)
+    view = DirectoryView(counting, check_interval=timedelta(seconds=1))  # type: ignore[arg-type]
+    for step in range(20):
+        view.refresh(T0 + timedelta(milliseconds=100 * step))
+        view.get_entity(world.account.id, Kind.ROLE, world.role.name)
+    assert counting.reads == 1
+    world.store.put_inline(world.role, "extra", ALLOW_ALL)
+    view.refresh(T0)
+    assert counting.reads == 2
 
 
 def test_the_view_reads_the_version_at_most_once_per_interval(world: World) -> None:
@@ -578,6 +623,9 @@ def test_the_view_reads_the_version_at_most_once_per_interval(world: World) -> N
         def directory_version(self) -> int:
             reads.append(1)
             return world.store.directory_version()
+
+        def change_hint(self) -> None:
+            return None  # polling only
 
     view = DirectoryView(Counting(), check_interval=timedelta(seconds=1))  # type: ignore[arg-type]
     for step in range(20):

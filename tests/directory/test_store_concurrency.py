@@ -121,3 +121,30 @@ def test_one_of_racing_replays_is_accepted(two_stores: list[Store]) -> None:
 
         outcomes = run_together([remember(s) for s in two_stores])
         assert sorted(outcomes, key=str) == [False, True], outcomes
+
+
+def test_a_replica_sees_a_write_through_the_change_hint(
+    store: Store, open_store: OpenStore
+) -> None:
+    """The hint lets a DirectoryView notice another replica's write without polling: it moves
+    after a directory write committed elsewhere, and stays put while nothing is written."""
+    import time
+
+    from fedbroker.directory.view import DirectoryView
+
+    other = open_store()
+    account = new_account(other)
+    view = DirectoryView(store)
+    view.refresh(at(0))
+    with pytest.raises(Exception, match="cannot be found"):
+        view.get_entity(account.id, Kind.ROLE, "late")
+    hint = store.change_hint()  # type: ignore[attr-defined]
+    assert hint is not None
+    assert store.change_hint() == hint  # type: ignore[attr-defined]  # nothing written since
+    new_entity(other, account, Kind.ROLE, "late")
+    # A notification travels asynchronously (PostgreSQL): wait for it to arrive, not for time.
+    deadline = time.monotonic() + 10
+    while store.change_hint() == hint and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)
+    view.refresh(at(0))  # the same instant: no interval has passed, the hint alone says so
+    assert view.get_entity(account.id, Kind.ROLE, "late").name == "late"

@@ -853,7 +853,7 @@ def test_every_iam_operation_and_the_signed_sts_ones_are_driven_by_the_cli() -> 
     import fedbroker.sts.api as sts_api
     from fedbroker.iam.registry import OPERATIONS
 
-    sts_api._load()
+    sts_api.load_operations()
     driven = frozenset().union(*FAMILIES.values())
     assert sorted(set(OPERATIONS) - driven) == [], "IAM operations no AWS CLI test drives"
     assert sorted(driven - set(OPERATIONS) - STS) == [], "not IAM operations of the broker"

@@ -7,6 +7,7 @@ built, and response elements are chosen by the caller to exclude them.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -132,17 +133,52 @@ class AuditSink(Protocol):
 
 
 class JsonlAuditSink:
-    """Appends one JSON record per line; opened in append mode, never rewritten."""
+    """Appends one JSON record per line to a file opened ``O_APPEND``, never rewritten.
+
+    The file stays open: each event is one ``write`` of one whole line, which the kernel
+    appends atomically at the end even when several worker processes share the file. It is
+    reopened in a new process (after a fork) and when the path no longer names the open file
+    (the log was rotated or removed). Nothing is fsynced, as before.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+        self._inode: tuple[int, int] | None = None
 
     def emit(self, event: AuditEvent) -> None:
-        line = json.dumps(event.to_record(), separators=(",", ":"), default=str)
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        line = json.dumps(event.to_record(), separators=(",", ":"), default=str) + "\n"
+        data = line.encode("utf-8")
+        with self._lock:
+            fd = self._current()
+            written = os.write(fd, data)
+            while written < len(data):  # a short write (full disk, signal): write the rest
+                written += os.write(fd, data[written:])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
+    def _current(self) -> int:
+        """The open descriptor of ``path``; called with the lock held."""
+        fd = self._fd
+        if fd is not None and self._pid == os.getpid():
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == self._inode:
+                return fd
+            os.close(fd)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        st = os.fstat(fd)
+        self._fd, self._pid, self._inode = fd, os.getpid(), (st.st_dev, st.st_ino)
+        return fd
 
 
 class MemoryAuditSink:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +46,12 @@ from fedbroker.directory.model import (
     PolicyVersion,
 )
 from fedbroker.errors import EntityAlreadyExistsError, NoSuchEntityError
+
+# The PostgreSQL channel on which directory writes are announced (see change_hint).
+_CHANNEL = "fedbroker_directory"
+# Hint connections inherited from a parent process: kept referenced, never closed by the child
+# (closing would end the parent's session on the shared socket).
+_ORPHANS: list[Any] = []
 
 
 def migrate(engine: Engine) -> None:
@@ -126,11 +135,23 @@ class SqlStore:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        database = self.engine.url.database if url.startswith("sqlite") else None
+        self._hint_path = database if database and database != ":memory:" else None
+        self._hint_lock = threading.Lock()
+        self._hint_conn: Any = None  # sqlite3.Connection, or psycopg.Connection listening
+        self._hint_pid = 0
+        self._hint_count = 0  # PostgreSQL: notifications (and reconnections) seen
+        self._postgres = url.startswith("postgresql")
         if auto_migrate:
             migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+        with self._hint_lock:
+            if self._hint_conn is not None and self._hint_pid == os.getpid():
+                with contextlib.suppress(Exception):  # closing a broken connection
+                    self._hint_conn.close()
+            self._hint_conn = None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -141,6 +162,8 @@ class SqlStore:
                 .where(t.directory_version.c.id == 1)
                 .values(version=t.directory_version.c.version + 1)
             )
+            if self._postgres:  # delivered to every replica's listener at commit
+                conn.execute(text(f"NOTIFY {_CHANNEL}"))
 
     # --- accounts ---------------------------------------------------------------------------
 
@@ -635,6 +658,63 @@ class SqlStore:
         with self._reader.connect() as conn:
             value = conn.execute(select(func.max(t.directory_version.c.version))).scalar()
         return int(value or 0)
+
+    def change_hint(self) -> int | None:
+        """A number that moves whenever a directory write has been committed since the last
+        call, read without a query round trip; ``None`` when no such signal is available (an
+        in-memory database, a listener that cannot connect), and callers fall back to polling.
+
+        - SQLite: ``PRAGMA data_version`` on a connection of this process's own that never
+          writes, so every commit, by any process or connection, moves it (about 10 µs).
+        - PostgreSQL: every directory write sends ``NOTIFY`` in its transaction; a connection
+          of this process's own ``LISTEN``s, and the hint counts the notifications that have
+          arrived on its socket (a non-blocking read, no round trip). Every replica sees a
+          change as soon as the notification reaches it. A lost listener counts as a change
+          (something may have been missed) and is reconnected on the next call.
+        """
+        if self._hint_path is None and not self._postgres:
+            return None
+        with self._hint_lock:
+            if self._hint_pid != os.getpid():  # none yet, or inherited through a fork
+                if self._hint_conn is not None:
+                    _ORPHANS.append(self._hint_conn)  # the parent's: never close it here
+                self._hint_conn = None
+                self._hint_pid = os.getpid()
+            if self._hint_path is None:
+                return self._postgres_hint()
+            conn = self._hint_conn
+            if conn is None:
+                conn = sqlite3.connect(
+                    self._hint_path, isolation_level=None, check_same_thread=False
+                )
+                self._hint_conn = conn
+            row = conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def _postgres_hint(self) -> int | None:
+        """Called with the hint lock held."""
+        conn = self._hint_conn
+        try:
+            if conn is None:
+                cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+                cparams.pop("context", None)
+                conn = self.engine.dialect.loaded_dbapi.connect(
+                    *cargs, **cparams, autocommit=True, connect_timeout=5
+                )
+                conn.execute(f"LISTEN {_CHANNEL}")
+                self._hint_conn = conn
+                self._hint_count += 1  # changes made while nobody listened
+            pgconn = conn.pgconn
+            pgconn.consume_input()
+            while pgconn.notifies() is not None:
+                self._hint_count += 1
+        except Exception:  # any failure of the listener: poll instead
+            if conn is not None:
+                with contextlib.suppress(Exception):  # already broken
+                    conn.close()
+            self._hint_conn = None
+            return None
+        return self._hint_count
 
 
 @contextmanager

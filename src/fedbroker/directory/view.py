@@ -43,6 +43,9 @@ class DirectoryView:
         self._accounts: dict[str, Account | NoSuchEntityError] = {}
         self._entities: dict[tuple[str, Kind, str], Entity | NoSuchEntityError] = {}
         self._by_id: dict[str, Entity | NoSuchEntityError] = {}
+        self._hint: int | None = None
+        hinted = getattr(store, "change_hint", None)
+        self._change_hint: Any = hinted if callable(hinted) else _no_hint
 
     def __repr__(self) -> str:
         return f"DirectoryView(version={self._version}, check_interval={self.check_interval!r})"
@@ -54,6 +57,16 @@ class DirectoryView:
     def refresh(self, now: datetime) -> None:
         """Look at the directory version if ``check_interval`` has passed since the last look
         (or the clock went backwards), and forget everything if it moved."""
+        hint = self._change_hint()
+        if hint is not None:
+            # The store says cheaply whether anything was written: look at the version only
+            # then, so changes are seen at once and no clock is involved.
+            if hint == self._hint and self._version is not None:
+                return
+            with self._lock:
+                self._hint = hint
+                self._observe(self.store.directory_version())
+            return
         checked_at = self._checked_at
         if (
             checked_at is not None
@@ -127,6 +140,10 @@ class DirectoryView:
             if len(table) >= _MAX_ENTRIES:
                 table.clear()
             table[key] = value
+
+
+def _no_hint() -> None:
+    return None
 
 
 def _read(reader: Any, *args: Any) -> Any:

@@ -13,6 +13,7 @@ from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.sealing import MasterKey
 from fedbroker.directory.access import PolicyCache
 from fedbroker.directory.store import Store
+from fedbroker.directory.view import DirectoryView
 from fedbroker.federation.oidc import OidcVerifier
 from fedbroker.federation.saml_sp import ServiceProvider
 
@@ -32,6 +33,13 @@ class Services:
     # Verifies web identity tokens; one per process, so its JWKS cache is shared.
     web_identity: OidcVerifier = field(default_factory=OidcVerifier)
     issuer: str | None = None  # the `iss` of the JWTs the broker signs (outbound federation)
+    # Reads of the hot paths (STS exchanges: the provider, the role) served from memory,
+    # refreshed once per call; see DirectoryView for how soon a change is seen.
+    directory: DirectoryView = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.directory is None:
+            object.__setattr__(self, "directory", DirectoryView(self.store))
 
 
 @dataclass(slots=True)

@@ -70,13 +70,20 @@ OPERATION_MODULES = (
 )
 
 
-def _load() -> None:
-    for module in OPERATION_MODULES:
-        importlib.import_module(module)
+def load_operations() -> None:
+    """Import the operation modules (once; the app factory calls it at start-up)."""
+    if not _loaded:
+        for module in OPERATION_MODULES:
+            importlib.import_module(module)
+        _loaded.append(True)
+
+
+_loaded: list[bool] = []
 
 
 def is_unsigned(action: str) -> bool:
-    _load()
+    if not _loaded:
+        load_operations()
     op = OPERATIONS.get(action)
     return op is not None and not op.signed
 
@@ -89,8 +96,10 @@ def execute(
     form: dict[str, str],
 ) -> dict[str, Any]:
     """Run ``action``; raises :class:`FedbrokerError` (already audited) on failure."""
-    _load()
+    if not _loaded:
+        load_operations()
     now = services.clock.now()
+    services.directory.refresh(now)
     ctx = StsContext(services, caller, meta, now)
     op = OPERATIONS.get(action)
     try:

@@ -180,7 +180,7 @@ def find_role(ctx: StsContext, role_arn: str, denied: str) -> Entity:
     if match is None:
         raise ValidationError(f"`{role_arn}` is not a role ARN")
     try:
-        role = ctx.services.store.get_entity(match.group(1), Kind.ROLE, match.group(2))
+        role = ctx.services.directory.get_entity(match.group(1), Kind.ROLE, match.group(2))
     except NoSuchEntityError:
         raise AccessDeniedError(denied) from None
     if role.arn != role_arn:

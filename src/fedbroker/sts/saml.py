@@ -314,7 +314,9 @@ def _provider(ctx: StsContext, provider_arn: str) -> Entity:
             INVALID, f"`{provider_arn[:200]}` is not a SAML provider ARN"
         )
     try:
-        provider = ctx.services.store.get_entity(match.group(1), Kind.SAML_PROVIDER, match.group(2))
+        provider = ctx.services.directory.get_entity(
+            match.group(1), Kind.SAML_PROVIDER, match.group(2)
+        )
     except NoSuchEntityError:
         provider = None
     if provider is None or provider.arn != provider_arn or "idp" not in provider.attrs:

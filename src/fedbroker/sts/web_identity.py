@@ -167,7 +167,7 @@ def assume_role_with_web_identity(ctx: StsContext, params: Params) -> dict[str, 
 def _lookup(ctx: StsContext, account_id: str, name: str) -> TrustedProvider | None:
     """The OIDC provider ``name`` of the role's account, as the verifier needs it."""
     try:
-        entity = ctx.services.store.get_entity(account_id, Kind.OIDC_PROVIDER, name)
+        entity = ctx.services.directory.get_entity(account_id, Kind.OIDC_PROVIDER, name)
     except NoSuchEntityError:
         return None
     ids = entity.attrs.get("client_ids")

@@ -63,7 +63,7 @@ def create_app(
     from fedbroker.enforce.remote import RemoteAuthorizer
     from fedbroker.web.authorize import blueprint as authorize
 
-    checker = RequestChecker(store, master_key, keyring)
+    checker = RequestChecker(services.directory, master_key, keyring)
     authorizer = RemoteAuthorizer(checker, services.audit, services.region)
     app.extensions["fedbroker.authorizer"] = authorizer
     app.register_blueprint(authorize)

@@ -46,17 +46,20 @@ def create_app(
         issuer=settings.effective_issuer_url,
     )
     app = Flask("fedbroker")
-    app.config["MAX_BODY_BYTES"] = settings.max_body_bytes
-    app.config["MAX_CONTENT_LENGTH"] = None  # checked by the endpoint, answered in AWS's format
+    app.config["MAX_CONTENT_LENGTH"] = None  # checked by each endpoint, in its own format
     if test_config:
         app.config.update(test_config)
+    authenticator = Authenticator(store, master_key, keyring=keyring)
     app.extensions["fedbroker.services"] = services
-    app.extensions["fedbroker.authenticator"] = Authenticator(store, master_key, keyring=keyring)
+    app.extensions["fedbroker.authenticator"] = authenticator
 
-    from fedbroker.web.query import blueprint
+    from fedbroker.web.query import QueryEndpoint
     from fedbroker.web.wellknown import blueprint as wellknown
 
-    app.register_blueprint(blueprint)
+    # POST / and GET /: the Query protocol (IAM and STS), answered before Flask.
+    app.wsgi_app = QueryEndpoint(  # type: ignore[method-assign]
+        app.wsgi_app, services, authenticator, settings.max_body_bytes
+    )
     app.register_blueprint(wellknown)
     # POST /authorize: the check on use for resource services (fedbroker.enforce.remote).
     from fedbroker.credentials.check import RequestChecker

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fedbroker.audit.events import AuditEvent, UserIdentity
 from fedbroker.credentials.caller import Caller
@@ -35,6 +35,7 @@ class StsContext:
 
 
 Handler = Callable[[StsContext, Params], dict[str, Any]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,30 @@ def execute(
     return result
 
 
+def run_audited(
+    services: Services,
+    meta: RequestMeta,
+    action: str,
+    parameters: dict[str, str],
+    run: Callable[[StsContext], T],
+    *,
+    additional: dict[str, Any] | None = None,
+) -> T:
+    """Run ``run`` as the unsigned STS operation ``action`` outside the Query API (the browser
+    sign-in, the CLI session exchange): one audit event, as :func:`execute` writes, with
+    ``parameters`` as its request parameters and ``additional`` as ``additionalEventData``.
+    Raises :class:`FedbrokerError` (already audited) on failure."""
+    ctx = StsContext(services, None, meta, services.clock.now())
+    try:
+        result = run(ctx)
+    except FedbrokerError as exc:
+        _audit(ctx, action, parameters, error=exc, additional=additional)
+        exc.audited = True
+        raise
+    _audit(ctx, action, parameters, additional=additional)
+    return result
+
+
 def _audit(
     ctx: StsContext,
     action: str,
@@ -123,6 +148,7 @@ def _audit(
     *,
     error: FedbrokerError | None = None,
     read_only: bool = False,
+    additional: dict[str, Any] | None = None,
 ) -> None:
     caller = ctx.caller
     identity = ctx.identity or (caller.identity if caller is not None else UserIdentity("Unknown"))
@@ -143,5 +169,6 @@ def _audit(
             error_message=error.audit_message() if error else None,
             read_only=read_only,
             recipient_account_id=caller.account.id if caller is not None else None,
+            additional=additional,
         )
     )

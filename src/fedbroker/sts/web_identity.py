@@ -42,7 +42,6 @@ from fedbroker.audit.events import UserIdentity
 from fedbroker.credentials.session_token import issue_credentials
 from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import (
-    AccessDeniedError,
     InvalidIdentityTokenError,
     NoSuchEntityError,
     ValidationError,
@@ -272,17 +271,19 @@ def provider_lookup(ctx: StsContext, account_id: str) -> ProviderLookup:
     return lambda name: _lookup(ctx, account_id, name)
 
 
-def trusting_roles(ctx: StsContext, verified: VerifiedToken, session_name: str) -> list[Entity]:
-    """The roles of the provider's account whose trust policy allows ``ACTION`` for this
-    verified token, with the context keys of the API call (:func:`_trust_context`)."""
+def token_trust_context(
+    ctx: StsContext, verified: VerifiedToken, session_name: str
+) -> tuple[Entity, dict[str, object]]:
+    """The provider entity and the trust-policy context keys the API call would use for this
+    verified token (:func:`_trust_context`); for :mod:`fedbroker.sso`."""
     provider = _entity(verified)
-    context = _trust_context(ctx, verified, provider, session_name)
-    principal = Principal(provider.arn, PrincipalType.FEDERATED)
-    roles: list[Entity] = []
-    for role in ctx.services.store.list_entities(provider.account_id, Kind.ROLE):
-        try:
-            authorize_federated(ctx, role, principal, [ACTION], context, "not trusted")
-        except AccessDeniedError:
-            continue
-        roles.append(role)
-    return roles
+    return provider, _trust_context(ctx, verified, provider, session_name)
+
+
+def token_session_data(
+    verified: VerifiedToken,
+) -> tuple[dict[str, str], tuple[str, ...], str | None]:
+    """The session tags, transitive tag keys and source identity the token's AWS claims carry
+    (``InvalidIdentityToken`` when they are malformed, as in the API call)."""
+    tags, transitive = _session_tags(verified)
+    return tags, transitive, _source_identity(verified)

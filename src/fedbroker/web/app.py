@@ -71,6 +71,7 @@ def create_app(
     app.extensions["fedbroker.authorizer"] = authorizer
     app.register_blueprint(authorize)
     # Browser sign-in (issue 5): /sso pages, server-side broker sessions.
+    import fedbroker.web.sso_oidc  # noqa: F401 - adds the OIDC sign-in routes to the blueprint
     from fedbroker.web.sso import blueprint as sso
 
     app.config["SSO_SECURE_COOKIE"] = not settings.dev_mode

@@ -1,7 +1,11 @@
 """Broker web sessions of the browser sign-in: server-side, in the store (shared by every
 worker and replica), sealed with the master key; the browser holds only a random id.
 
-Idle timeout and absolute lifetime as issue 5 asks (15 minutes, 8 hours).
+A session holds the logins started in this browser and not finished (OIDC ``state``, ``nonce``
+and PKCE verifier; SAML AuthnRequest ids), the CSRF token of its forms, and once someone has
+signed in, the :class:`~fedbroker.sso.SignedIn` identity as JSON: what the sign-in proved,
+never the ID token or the assertion. Idle timeout and absolute lifetime as issue 5 asks
+(15 minutes, 8 hours by default).
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ LIFETIME = timedelta(hours=8)
 
 @dataclass
 class PendingLogin:
+    """A login started in this browser: ``state`` is the key (OIDC ``state``; SAML: the
+    AuthnRequest id that ``InResponseTo`` must name)."""
+
     account_id: str
     provider: str
     state: str
-    nonce: str
-    verifier: str
+    nonce: str = ""
+    verifier: str = ""
+    kind: str = "oidc"
 
 
 @dataclass
@@ -38,9 +46,7 @@ class WebSession:
     seen: datetime
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     pending: dict[str, PendingLogin] = field(default_factory=dict)
-    id_token: str | None = None
-    session_name: str | None = None
-    offered: tuple[str, ...] = ()
+    signed_in: str | None = None  # SignedIn.to_json() once someone has signed in
 
     def to_json(self) -> str:
         return json.dumps(
@@ -49,9 +55,7 @@ class WebSession:
                 "seen": self.seen.isoformat(),
                 "csrf": self.csrf,
                 "pending": [asdict(p) for p in self.pending.values()],
-                "id_token": self.id_token,
-                "session_name": self.session_name,
-                "offered": list(self.offered),
+                "signed_in": self.signed_in,
             }
         )
 
@@ -64,9 +68,7 @@ class WebSession:
             seen=datetime.fromisoformat(data["seen"]),
             csrf=data["csrf"],
             pending={p.state: p for p in pending},
-            id_token=data["id_token"],
-            session_name=data["session_name"],
-            offered=tuple(data["offered"]),
+            signed_in=data["signed_in"],
         )
 
 
@@ -74,9 +76,13 @@ class SessionTable:
     """Broker web sessions, kept in the store (shared by every worker and replica) sealed with
     the master key; the browser holds only a random id (the cookie), stored as its hash."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self, services: Services, idle: timedelta = IDLE, lifetime: timedelta = LIFETIME
+    ) -> None:
         self.store = services.store
         self.master_key = services.master_key
+        self.idle = idle
+        self.lifetime = lifetime
 
     @staticmethod
     def _key(sid: str) -> str:
@@ -95,7 +101,7 @@ class SessionTable:
         except (FedbrokerError, ValueError, KeyError, TypeError) as error:
             log.warning("unreadable web session dropped: %s", error)
             return None
-        if now - session.seen > IDLE or now - session.created > LIFETIME:
+        if now - session.seen > self.idle or now - session.created > self.lifetime:
             return None
         return session
 
@@ -103,11 +109,15 @@ class SessionTable:
         session.seen = now
         key = self._key(sid)
         sealed = self.master_key.seal(session.to_json().encode(), _context(key))
-        until = min(now + IDLE, session.created + LIFETIME)
+        until = min(now + self.idle, session.created + self.lifetime)
         self.store.put_web_session(key, base64.b64encode(sealed).decode(), until, now)
 
     def create(self, now: datetime) -> tuple[str, WebSession]:
         return secrets.token_urlsafe(32), WebSession(now, now)
+
+    def delete(self, sid: str | None) -> None:
+        if sid and len(sid) <= 128:
+            self.store.delete_web_session(self._key(sid))
 
 
 def _context(key: str) -> bytes:

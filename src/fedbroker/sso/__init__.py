@@ -1,0 +1,34 @@
+"""Signed-in people and their role credentials (issue 5's browser pages, issue 6's CLI).
+
+Framework-free: :mod:`fedbroker.web` and :mod:`fedbroker.cli` adapt requests to it.
+"""
+
+from fedbroker.sso.claims import ClaimMapping
+from fedbroker.sso.identity import SignedIn
+from fedbroker.sso.service import (
+    FailedCondition,
+    Issued,
+    OfferedRole,
+    Refusal,
+    default_session_name,
+    explain_refusals,
+    issue,
+    issue_audited,
+    offered_roles,
+    signed_in_from_oidc,
+)
+
+__all__ = [
+    "ClaimMapping",
+    "FailedCondition",
+    "Issued",
+    "OfferedRole",
+    "Refusal",
+    "SignedIn",
+    "default_session_name",
+    "explain_refusals",
+    "issue",
+    "issue_audited",
+    "offered_roles",
+    "signed_in_from_oidc",
+]

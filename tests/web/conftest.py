@@ -164,3 +164,20 @@ def iam(broker: Broker) -> Any:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+# --- the browser (headless Chromium), shared by the sign-in tests -----------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from tests.support.browser import chromium
+
+    yield from chromium()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    from tests.support.browser import local_page
+
+    yield from local_page(browser)

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Page
 
 from tests.support.node_peers import node_peer
 from tests.web.conftest import FEDBROKER, REPO, Broker
@@ -31,17 +31,6 @@ from tests.web.conftest import FEDBROKER, REPO, Broker
 CLIENT_ID = "fedbroker-sso"
 CLIENT_SECRET = "a client secret for the tests only"
 ACTION = "sts:AssumeRoleWithWebIdentity"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @dataclass
@@ -110,31 +99,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Shots:
         page.screenshot(path=str(directory / name), full_page=True)
 
     return save
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-
-    def local_only(route: Route) -> None:
-        host = urllib.parse.urlsplit(route.request.url).hostname
-        if host == "127.0.0.1":
-            route.continue_()
-        else:
-            route.abort()
-
-    page.route("**/*", local_only)
-    yield page
-    context.close()
 
 
 def trust(peer: OidcPeer, subject: str) -> str:

@@ -5,6 +5,7 @@ Framework-free: :mod:`fedbroker.web` and :mod:`fedbroker.cli` adapt requests to 
 
 from fedbroker.sso.claims import ClaimMapping
 from fedbroker.sso.identity import SignedIn
+from fedbroker.sso.saml import signed_in_from_saml
 from fedbroker.sso.service import (
     FailedCondition,
     Issued,
@@ -31,4 +32,5 @@ __all__ = [
     "issue_audited",
     "offered_roles",
     "signed_in_from_oidc",
+    "signed_in_from_saml",
 ]

@@ -71,7 +71,8 @@ def create_app(
     app.extensions["fedbroker.authorizer"] = authorizer
     app.register_blueprint(authorize)
     # Browser sign-in (issue 5): /sso pages, server-side broker sessions.
-    import fedbroker.web.sso_oidc  # noqa: F401 - adds the OIDC sign-in routes to the blueprint
+    import fedbroker.web.sso_oidc
+    import fedbroker.web.sso_saml  # noqa: F401 - adds the SAML sign-in routes to the blueprint
     from fedbroker.web.sso import blueprint as sso
 
     app.config["SSO_SECURE_COOKIE"] = not settings.dev_mode

@@ -123,7 +123,7 @@ def assume_role_with_saml(ctx: StsContext, params: Params) -> dict[str, Any]:
     role_arn = params.req("RoleArn", min_len=20, max_len=2048)
     provider_arn = params.req("PrincipalArn", min_len=20, max_len=2048)
     encoded = params.req("SAMLAssertion", min_len=4, max_len=100_000)
-    provider = _provider(ctx, provider_arn)
+    provider = saml_provider(ctx, provider_arn)
     assertion = verify_with_provider(ctx, provider, encoded)
     qualifier = name_qualifier(assertion.issuer, provider.account_id, provider.name)
     ctx.identity = UserIdentity(
@@ -306,7 +306,7 @@ def subject_type_of(name_id_format: str | None) -> str:
 # --- steps --------------------------------------------------------------------------------
 
 
-def _provider(ctx: StsContext, provider_arn: str) -> Entity:
+def saml_provider(ctx: StsContext, provider_arn: str) -> Entity:
     """The SAML provider; any problem with it reads like a bad assertion (no oracle)."""
     match = PROVIDER_ARN.fullmatch(provider_arn)
     if match is None:

@@ -54,7 +54,7 @@ from fedbroker.iam.context import Services
 from fedbroker.iam.saml_options import options_of
 from fedbroker.sso import SignedIn, signed_in_from_saml
 from fedbroker.sts.api import StsContext, run_audited
-from fedbroker.sts.saml import browser_sp, name_qualifier, verify_with_provider
+from fedbroker.sts.saml import browser_sp, name_qualifier, saml_provider, verify_with_provider
 from fedbroker.web.sso import (
     SIGN_IN_OPTIONS,
     SignInOption,
@@ -108,19 +108,20 @@ def _provider(found_in: Services, name: str) -> Entity:
     raise SsoError("no identity provider of that name", f"no SAML provider `{name[:256]}`", 404)
 
 
-def _with_keys(found_in: Services, provider: Entity) -> Entity:
-    """``provider`` with its SP keys, made and stored on first use."""
-    made = saml_keys.ensure_sp_keys(found_in.master_key, provider, found_in.clock.now())
-    if made is None:
-        return provider
-    found_in.store.update_entity(made)
-    log.info("SAML SP keys made for %s", provider.arn)
-    return made
-
-
-def _signing(found_in: Services, provider: Entity) -> KeyPair:
-    key, cert = saml_keys.open_signing_key(found_in.master_key, provider)
-    return KeyPair(key, cert)
+def _with_keys(found_in: Services, provider: Entity) -> tuple[Entity, KeyPair]:
+    """``provider`` with its SP keys (made and stored on first use), and its signing key."""
+    try:
+        made = saml_keys.ensure_sp_keys(found_in.master_key, provider, found_in.clock.now())
+        if made is not None:
+            found_in.store.update_entity(made)
+            log.info("SAML SP keys made for %s", provider.arn)
+            provider = made
+        key, cert = saml_keys.open_signing_key(found_in.master_key, provider)
+    except FedbrokerError as error:
+        raise SsoError(
+            "sign-in through this provider is misconfigured", error.audit_message(), 500
+        ) from None
+    return provider, KeyPair(key, cert)
 
 
 def _idp(provider: Entity) -> IdpMetadata:
@@ -132,12 +133,12 @@ def saml_metadata(name: str) -> Response:
     request_id = new_request_id()
     found_in = services()
     try:
-        provider = _with_keys(found_in, _provider(found_in, name))
+        provider, signing = _with_keys(found_in, _provider(found_in, name))
         ctx = sts_context(request_id, found_in.clock.now())
         document = sp_metadata(
             browser_sp(ctx, provider),
             _idp(provider),
-            _signing(found_in, provider),
+            signing,
             [key.certificate for key in saml_keys.private_keys(provider)[:1]],
         )
     except SsoError as error:
@@ -153,12 +154,10 @@ def start_saml(name: str) -> Response:
     found_in = services()
     now = found_in.clock.now()
     try:
-        provider = _with_keys(found_in, _provider(found_in, name))
+        provider, signing = _with_keys(found_in, _provider(found_in, name))
         ctx = sts_context(request_id, now)
         try:
-            start = authn_request(
-                browser_sp(ctx, provider), _idp(provider), _signing(found_in, provider), ""
-            )
+            start = authn_request(browser_sp(ctx, provider), _idp(provider), signing, "")
         except FedbrokerError as error:
             raise SsoError(
                 "sign-in through this provider is misconfigured", error.audit_message(), 500
@@ -261,6 +260,7 @@ def _expected_request(provider: Entity, claimed: str | None, now: datetime) -> s
 
 
 def _sign_in(ctx: StsContext, provider: Entity, encoded: str, expected: str | None) -> SignedIn:
+    provider = saml_provider(ctx, provider.arn)  # read again; its metadata still valid
     assertion = verify_with_provider(ctx, provider, encoded, in_response_to=expected)
     qualifier = name_qualifier(assertion.issuer, provider.account_id, provider.name)
     ctx.identity = UserIdentity(

@@ -484,3 +484,52 @@ def test_a_response_posted_without_the_broker_cookie_is_posted_again_from_the_br
     fields = {k: html.unescape(v) for k, v in re.findall(r'name="(\w+)" value="([^"]*)"', body)}
     status, body = client.post(acs, fields)  # the same form, with the browser's cookie
     assert status == 200 and "ASIA" in body, body
+
+
+def test_attributes_become_tags_and_source_identity_through_the_providers_mapping(
+    broker: Broker, saml_peer: SamlPeer, unique: str
+) -> None:
+    """``--tag-attribute`` / ``--source-identity-attribute``: the role below trusts only a
+    session that carries them, so it is offered only when the mapping applied."""
+    name = f"corp-map-{unique}"
+    arn = broker.client("iam").create_saml_provider(
+        Name=name, SAMLMetadataDocument=saml_peer.idp.metadata()
+    )["SAMLProviderArn"]
+    ou = "urn:oid:2.5.4.11"
+    _configure(
+        broker,
+        name,
+        "--idp-initiated",
+        "--tag-attribute",
+        f"{ou}=Department",
+        "--source-identity-attribute",
+        MAIL,
+    )
+    saml_peer.idp.load_sp_metadata(_fetch(saml_peer.entity(broker, name)))
+    login = f"yara-{unique}"
+    trust = {
+        "Effect": "Allow",
+        "Principal": {"Federated": arn},
+        "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession", "sts:SetSourceIdentity"],
+        "Condition": {
+            "StringEquals": {
+                "aws:RequestTag/Department": "eng",
+                "sts:SourceIdentity": f"{login}@example.test",
+            }
+        },
+    }
+    role_arn = broker.client("iam").create_role(
+        RoleName=f"saml-map-{unique}",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+    )["Role"]["Arn"]
+    add_user(saml_peer, login)
+    users = json.loads((saml_peer.directory / "users.json").read_text())
+    users[login]["attributes"][ou] = ["eng"]
+    saml_peer.idp.add_users({login: users[login]})
+    client = Browserless()
+    query = urllib.parse.urlencode({"user": login, "sp": saml_peer.entity(broker, name)})
+    response = saml_response_from_form(client.get(f"{saml_peer.idp.url}/sso/idp-initiated?{query}"))
+    status, body = client.post(f"{broker.url}/sso/saml/{name}/acs", {"SAMLResponse": response})
+    assert status == 200, body
+    assert assumed(role_arn, login) in body
+    assert f"{login}@example.test" in body  # the source identity, on the session page

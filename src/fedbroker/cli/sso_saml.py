@@ -97,6 +97,18 @@ def _metadata_url(settings: Any, name: str) -> str:
     default=None,
     help="Seconds of clock disagreement allowed on Conditions (default 300).",
 )
+@click.option(
+    "--source-identity-attribute",
+    metavar="ATTRIBUTE",
+    help="The attribute (by its Name) whose value becomes the SourceIdentity.",
+)
+@click.option(
+    "--tag-attribute",
+    "tag_attributes",
+    multiple=True,
+    metavar="ATTRIBUTE=TAG",
+    help="An attribute whose value(s) become the session tag TAG (repeatable).",
+)
 def configure_saml(
     data_dir: str | None,
     database_url: str | None,
@@ -106,12 +118,28 @@ def configure_saml(
     require_encryption: bool | None,
     allow_sha1: bool | None,
     clock_skew: int | None,
+    source_identity_attribute: str | None,
+    tag_attributes: tuple[str, ...],
 ) -> None:
     """Set how the broker treats the SAML provider NAME's responses, and make its SP keys."""
     from dataclasses import replace
 
     from fedbroker.iam import saml_keys
     from fedbroker.iam.saml_options import options_of
+    from fedbroker.sso.claims import ClaimMapping
+
+    mapping: dict[str, object] | None = None
+    if source_identity_attribute is not None or tag_attributes:
+        pairs = [t.rsplit("=", 1) for t in tag_attributes]
+        if any(len(p) != 2 for p in pairs):
+            raise click.BadParameter("expected ATTRIBUTE=TAG", param_hint="--tag-attribute")
+        raw: dict[str, object] = {"tags": dict(pairs)}
+        if source_identity_attribute is not None:
+            raw["source_identity"] = source_identity_attribute
+        try:
+            mapping = ClaimMapping.from_attr(raw).to_attr()
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
 
     with _provider(data_dir, database_url, config, name) as (settings, store, master, found):
         attrs = dict(found.attrs)
@@ -123,6 +151,8 @@ def configure_saml(
             attrs["allow_sha1"] = allow_sha1
         if clock_skew is not None:
             attrs["clock_skew_seconds"] = clock_skew
+        if mapping is not None:
+            attrs["sso_claims"] = mapping
         entity = replace(found, attrs=attrs)
         entity = saml_keys.ensure_sp_keys(master, entity, _now()) or entity
         store.update_entity(entity)

@@ -533,3 +533,85 @@ def test_attributes_become_tags_and_source_identity_through_the_providers_mappin
     assert status == 200, body
     assert assumed(role_arn, login) in body
     assert f"{login}@example.test" in body  # the source identity, on the session page
+
+
+def _keys(broker: Broker, name: str, *flags: str) -> list[tuple[str, str]]:
+    done = subprocess.run(
+        [FEDBROKER, "sso", "saml-keys", *broker.store_args, "--provider", name, *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line.split() for line in done.stdout.splitlines() if "sha256:" in line]
+    return [(line[0], line[1]) for line in lines]
+
+
+def _encryption_cert(document: str) -> str:
+    found = re.search(r'use="encryption".*?X509Certificate>([^<]+)<', document, re.S)
+    assert found is not None
+    body = found.group(1).strip()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def test_a_decryption_key_rotation_loses_no_sign_in(
+    broker: Broker, saml_peer: SamlPeer, unique: str
+) -> None:
+    name = f"corp-rot-{unique}"
+    arn = broker.client("iam").create_saml_provider(
+        Name=name, SAMLMetadataDocument=saml_peer.idp.metadata()
+    )["SAMLProviderArn"]
+    _configure(broker, name, "--idp-initiated")
+    before = _fetch(saml_peer.entity(broker, name))
+    saml_peer.idp.load_sp_metadata(before)
+    first = _keys(broker, name)
+    assert [use for _, use in first] == ["signing", "encryption"]
+    old = first[1][0]
+    listed = _keys(broker, name, "--rotate-encryption")
+    assert [use for _, use in listed] == ["signing", "encryption", "encryption"]
+    new = listed[1][0]
+    assert listed[2][0] == old and new != old
+    after = _fetch(saml_peer.entity(broker, name))
+    old_cert, new_cert = _encryption_cert(before), _encryption_cert(after)
+    assert old_cert != new_cert and after.count('use="encryption"') == 1  # the new one only
+
+    login = f"zoe-{unique}"
+    broker.client("iam").create_role(
+        RoleName=f"saml-rot-{unique}",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": arn},
+                        "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession"],
+                    }
+                ],
+            }
+        ),
+    )
+    add_user(saml_peer, login)
+
+    def sign_in(cert: str) -> tuple[int, str]:
+        (saml_peer.directory / f"rot-{unique}.crt").write_text(cert)
+        query = urllib.parse.urlencode(
+            {"user": login, "sp": saml_peer.entity(broker, name), "encrypt_to": f"rot-{unique}.crt"}
+        )
+        client = Browserless()
+        response = saml_response_from_form(
+            client.get(f"{saml_peer.idp.url}/sso/idp-initiated?{query}")
+        )
+        return client.post(f"{broker.url}/sso/saml/{name}/acs", {"SAMLResponse": response})
+
+    for cert in (old_cert, new_cert):  # both decrypt during the rotation
+        status, body = sign_in(cert)
+        assert status == 200 and "ASIA" in body, body
+    assert [k for k, _ in _keys(broker, name, "--remove-key", old)][1:] == [new]
+    before_count = issued(broker)
+    status, body = sign_in(old_cert)
+    assert_refused(broker, status, body, before_count, "cannot be read")
+    status, body = sign_in(new_cert)
+    assert status == 200 and "ASIA" in body, body

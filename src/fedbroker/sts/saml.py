@@ -321,10 +321,15 @@ def saml_provider(ctx: StsContext, provider_arn: str) -> Entity:
         provider = None
     if provider is None or provider.arn != provider_arn or "idp" not in provider.attrs:
         raise InvalidSamlResponseError(INVALID, f"no SAML provider `{provider_arn}`")
-    valid_until = provider.attrs.get("valid_until")
-    if isinstance(valid_until, str) and datetime.fromisoformat(valid_until) <= ctx.now:
-        raise InvalidSamlResponseError(INVALID, f"the metadata of `{provider_arn}` has expired")
+    check_metadata_valid(provider, ctx.now)
     return provider
+
+
+def check_metadata_valid(provider: Entity, now: datetime) -> None:
+    """Refuse (as a bad assertion) a provider whose metadata's ``validUntil`` has passed."""
+    valid_until = provider.attrs.get("valid_until")
+    if isinstance(valid_until, str) and datetime.fromisoformat(valid_until) <= now:
+        raise InvalidSamlResponseError(INVALID, f"the metadata of `{provider.arn}` has expired")
 
 
 def _mapping(value: object) -> dict[str, Any]:

@@ -54,7 +54,12 @@ from fedbroker.iam.context import Services
 from fedbroker.iam.saml_options import options_of
 from fedbroker.sso import SignedIn, signed_in_from_saml
 from fedbroker.sts.api import StsContext, run_audited
-from fedbroker.sts.saml import browser_sp, name_qualifier, saml_provider, verify_with_provider
+from fedbroker.sts.saml import (
+    browser_sp,
+    check_metadata_valid,
+    name_qualifier,
+    verify_with_provider,
+)
 from fedbroker.web.sso import (
     SIGN_IN_OPTIONS,
     SignInOption,
@@ -260,7 +265,7 @@ def _expected_request(provider: Entity, claimed: str | None, now: datetime) -> s
 
 
 def _sign_in(ctx: StsContext, provider: Entity, encoded: str, expected: str | None) -> SignedIn:
-    provider = saml_provider(ctx, provider.arn)  # read again; its metadata still valid
+    check_metadata_valid(provider, ctx.now)  # read from the store by this request
     assertion = verify_with_provider(ctx, provider, encoded, in_response_to=expected)
     qualifier = name_qualifier(assertion.issuer, provider.account_id, provider.name)
     ctx.identity = UserIdentity(

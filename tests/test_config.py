@@ -63,3 +63,17 @@ def test_saml_names_default_to_aws_and_are_checked() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"FEDBROKER_SAML_ACS_URL": "signin", "FEDBROKER_SAML_ENTITY_ID": " "})
     assert "saml_acs_url" in info.value.message and "saml_entity_id" in info.value.message
+
+
+def test_broker_session_timeouts_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    defaults = load_settings(environ={})
+    assert (defaults.sso_idle_timeout, defaults.sso_session_lifetime) == (900, 28800)
+    example = load_settings(REPO / "config/fedbroker.example.toml", environ={})
+    assert (example.sso_idle_timeout, example.sso_session_lifetime) == (900, 28800)
+    config = tmp_path / "f.toml"
+    config.write_text("[broker]\nsso_idle_timeout = 300\n")
+    settings = load_settings(config, environ={"FEDBROKER_SSO_SESSION_LIFETIME": "3600"})
+    assert (settings.sso_idle_timeout, settings.sso_session_lifetime) == (300, 3600)
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"FEDBROKER_SSO_IDLE_TIMEOUT": "0"})
+    assert "sso_idle_timeout" in info.value.message

@@ -39,6 +39,10 @@ class Settings:
     # The URL relying parties reach the broker at: the `iss` of the tokens it signs, and where
     # /.well-known/openid-configuration is served. Default: http://<host>:<port>.
     issuer_url: str | None = None
+    # Broker web sessions of the browser sign-in (issue 5), in seconds: ended after this long
+    # without a request, and after this long in any case.
+    sso_idle_timeout: int = 900
+    sso_session_lifetime: int = 28800
 
     @property
     def effective_issuer_url(self) -> str:
@@ -109,7 +113,7 @@ def load_settings(
 def _coerce(name: str, value: Any) -> Any:
     if name in ("data_dir", "master_key_file"):
         return Path(value) if value not in ("", None) else None
-    if name in ("port", "workers", "max_body_bytes"):
+    if name in ("port", "workers", "max_body_bytes", "sso_idle_timeout", "sso_session_lifetime"):
         number = int(value)
         if number <= 0:
             raise ValueError("must be a positive integer")

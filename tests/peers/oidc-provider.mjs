@@ -1,7 +1,7 @@
 // npm oidc-provider (OpenID Certified) on 127.0.0.1 for the browser sign-in tests:
 //   node oidc-provider.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
 // One static confidential client, PKCE required, the development login/consent pages
-// (any login name is accepted; the account's claims carry `sub` and `email`). Test only.
+// (any login name is accepted; the account's claims carry `sub`, `email` and `groups`). Test only.
 import Provider from 'oidc-provider';
 
 const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
@@ -18,13 +18,13 @@ const provider = new Provider(issuer, {
   }],
   pkce: { required: () => true },
   features: { devInteractions: { enabled: true } },
-  claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+  claims: { openid: ['sub', 'groups'], email: ['email', 'email_verified'] },
   conformIdTokenClaims: false,
   async findAccount(ctx, id) {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: `${id}@example.test`, email_verified: true };
+        return { sub: id, email: `${id}@example.test`, email_verified: true, groups: ['developers', 'readers'] };
       },
     };
   },

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
@@ -30,8 +31,9 @@ def chromium() -> Iterator[Browser]:
         launched.close()
 
 
-def local_page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
+def local_page(browser: Browser, **options: Any) -> Iterator[Page]:
+    """A page of a new browser context (``options``: Playwright's, e.g. ``viewport``)."""
+    context = browser.new_context(**options)
     page = context.new_page()
 
     def local_only(route: Route) -> None:

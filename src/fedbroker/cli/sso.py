@@ -29,6 +29,18 @@ def sso() -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="File holding the client secret (one line).",
 )
+@click.option(
+    "--source-identity-claim",
+    metavar="CLAIM",
+    help="The ID token claim that becomes the sessions' SourceIdentity (e.g. email).",
+)
+@click.option(
+    "--tag-claim",
+    "tag_claims",
+    multiple=True,
+    metavar="CLAIM=TAG",
+    help="An ID token claim that becomes the session tag TAG (repeatable; lists join with `:`).",
+)
 def configure_oidc(
     data_dir: str | None,
     database_url: str | None,
@@ -36,8 +48,13 @@ def configure_oidc(
     provider_url: str,
     client_id: str,
     client_secret_file: str,
+    source_identity_claim: str | None,
+    tag_claims: tuple[str, ...],
 ) -> None:
-    """Let people sign in through the OIDC provider PROVIDER_URL (code flow with PKCE)."""
+    """Let people sign in through the OIDC provider PROVIDER_URL (code flow with PKCE).
+
+    Claims map to session tags and the source identity on top of AWS's own claims; re-running
+    the command replaces the mapping (none given: none kept)."""
     import base64
     from dataclasses import replace
 
@@ -46,9 +63,22 @@ def configure_oidc(
     from fedbroker.directory.model import Kind
     from fedbroker.directory.sql import SqlStore
     from fedbroker.errors import FedbrokerError
+    from fedbroker.sso import ClaimMapping
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     name = provider_url.split("://", 1)[-1].rstrip("/")
+    pairs = [claim.partition("=") for claim in tag_claims]
+    if any(not sep for _, sep, _ in pairs):
+        raise click.BadParameter("expected CLAIM=TAG", param_hint="--tag-claim")
+    try:
+        mapping = ClaimMapping.from_attr(
+            {
+                **({"source_identity": source_identity_claim} if source_identity_claim else {}),
+                "tags": {claim: tag for claim, _, tag in pairs},
+            }
+        )
+    except ValueError as error:
+        raise click.ClickException(f"claim mapping: {error}") from None
     secret = Path(client_secret_file).read_text().strip()
     if not secret:
         raise click.ClickException(f"`{client_secret_file}` is empty")
@@ -66,6 +96,7 @@ def configure_oidc(
             **entity.attrs,
             "rp_client_id": client_id,
             "rp_client_secret_sealed": base64.b64encode(sealed).decode(),
+            "sso_claims": mapping.to_attr(),
         }
         store.update_entity(replace(entity, attrs=attrs))
     except FedbrokerError as exc:

@@ -3,6 +3,7 @@
 Framework-free: :mod:`fedbroker.web` and :mod:`fedbroker.cli` adapt requests to it.
 """
 
+from fedbroker.sso.audit import InvalidCsrfTokenError, audit_sign_in, refuse_audited
 from fedbroker.sso.claims import ClaimMapping
 from fedbroker.sso.identity import SignedIn
 from fedbroker.sso.saml import signed_in_from_saml
@@ -11,6 +12,7 @@ from fedbroker.sso.service import (
     Issued,
     OfferedRole,
     Refusal,
+    audit_identity,
     default_session_name,
     explain_refusals,
     issue,
@@ -22,15 +24,19 @@ from fedbroker.sso.service import (
 __all__ = [
     "ClaimMapping",
     "FailedCondition",
+    "InvalidCsrfTokenError",
     "Issued",
     "OfferedRole",
     "Refusal",
     "SignedIn",
+    "audit_identity",
+    "audit_sign_in",
     "default_session_name",
     "explain_refusals",
     "issue",
     "issue_audited",
     "offered_roles",
+    "refuse_audited",
     "signed_in_from_oidc",
     "signed_in_from_saml",
 ]

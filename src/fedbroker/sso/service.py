@@ -321,7 +321,7 @@ def explain_refusals(ctx: StsContext, who: SignedIn) -> list[Refusal]:
 # --- issuing ---------------------------------------------------------------------------------
 
 
-def _identity(who: SignedIn) -> UserIdentity:
+def audit_identity(who: SignedIn) -> UserIdentity:
     """The audit event's ``userIdentity``, as the API call would record it."""
     if who.kind == "saml":
         qualifier = str(who.trust_context.get("saml:namequalifier") or who.provider_arn)
@@ -348,7 +348,7 @@ def issue(ctx: StsContext, who: SignedIn, role_arn: str, duration_seconds: int |
     stating the limit otherwise), 3600 (or the role's maximum if lower) when ``None``; a SAML
     sign-in's ``session_ends_by`` caps the expiry. Sets ``ctx.identity`` and
     ``ctx.response_elements`` for the audit event."""
-    ctx.identity = _identity(who)
+    ctx.identity = audit_identity(who)
     action = ACTIONS[who.kind]
     denied = f"Not authorized to perform {action}"
     role = find_role(ctx, role_arn, denied)
@@ -420,6 +420,16 @@ def _federation_elements(who: SignedIn) -> dict[str, object]:
     }
 
 
+def issue_parameters(who: SignedIn, role_arn: str, duration_seconds: int | None) -> dict[str, str]:
+    """The audit event's ``requestParameters``: those of the API call, less the proof."""
+    parameters = {"RoleArn": role_arn[:2048], "RoleSessionName": who.session_name}
+    if who.kind == "saml":
+        parameters["PrincipalArn"] = who.provider_arn
+    if duration_seconds is not None:
+        parameters["DurationSeconds"] = str(duration_seconds)
+    return parameters
+
+
 def issue_audited(
     services: Services,
     meta: RequestMeta,
@@ -431,16 +441,11 @@ def issue_audited(
     """:func:`issue` as one audited STS call (``AssumeRoleWithWebIdentity`` /
     ``AssumeRoleWithSAML``, ``additionalEventData: {"via": via}``); raises the
     :class:`FedbrokerError` (already audited) on refusal."""
-    parameters = {"RoleArn": role_arn, "RoleSessionName": who.session_name}
-    if who.kind == "saml":
-        parameters["PrincipalArn"] = who.provider_arn
-    if duration_seconds is not None:
-        parameters["DurationSeconds"] = str(duration_seconds)
     return run_audited(
         services,
         meta,
         EVENT_NAMES[who.kind],
-        parameters,
+        issue_parameters(who, role_arn, duration_seconds),
         lambda ctx: issue(ctx, who, role_arn, duration_seconds),
         additional={"via": via},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -76,6 +77,8 @@ def create_app(
     from fedbroker.web.sso import blueprint as sso
 
     app.config["SSO_SECURE_COOKIE"] = not settings.dev_mode
+    app.config["SSO_IDLE_TIMEOUT"] = timedelta(seconds=settings.sso_idle_timeout)
+    app.config["SSO_SESSION_LIFETIME"] = timedelta(seconds=settings.sso_session_lifetime)
     app.register_blueprint(sso)
     logging.getLogger("fedbroker").setLevel(logging.INFO)
     return app

@@ -34,12 +34,15 @@ from fedbroker.errors import FedbrokerError, ValidationError
 from fedbroker.iam.api import RequestMeta
 from fedbroker.iam.context import Services
 from fedbroker.sso import (
+    InvalidCsrfTokenError,
     Issued,
     OfferedRole,
     SignedIn,
+    audit_sign_in,
     explain_refusals,
     issue_audited,
     offered_roles,
+    refuse_audited,
 )
 from fedbroker.sts.api import StsContext
 from fedbroker.web.sso_sessions import IDLE, LIFETIME, SessionTable, WebSession
@@ -115,6 +118,21 @@ def error_page(error: SsoError, request_id: str) -> Response:
     return page("sso_error.html", error.status, message=error.message, request_id=request_id)
 
 
+def sign_in_failed(
+    error: SsoError, request_id: str, *, kind: str, provider_name: str | None
+) -> Response:
+    """A failed sign-in: audited (``ConsoleLogin``, ``Failure``, the precise reason), logged,
+    and the error page with the safe message and the request id."""
+    audit_sign_in(
+        services(),
+        request_meta(request_id),
+        kind=kind,
+        provider_name=provider_name,
+        failure=error.detail,
+    )
+    return error_page(error, request_id)
+
+
 def set_cookie(response: Response, sid: str) -> None:
     response.set_cookie(
         COOKIE,
@@ -178,6 +196,13 @@ def finish_sign_in(who: SignedIn, request_id: str) -> Response:
     session.signed_in = who.to_json()
     sessions.save(sid, session, now)
     log.info("sso request %s: %s signed in through %s", request_id, who.subject, who.provider_name)
+    audit_sign_in(
+        services(),
+        request_meta(request_id),
+        kind=who.kind,
+        provider_name=who.provider_name,
+        who=who,
+    )
     response = _offer(who, session, request_id, now, straight_through=True)
     set_cookie(response, sid)
     return response
@@ -338,13 +363,20 @@ def switch_role() -> Response:
 def pick_role() -> Response:
     request_id = new_request_id()
     now = services().clock.now()
+    role_arn = flask_request.form.get("role", "")[:2048]
     try:
         sid, session, who = _signed_in_session(now)
-        _check_csrf(session)
+        try:
+            _check_csrf(session)
+        except SsoError as error:
+            refused = InvalidCsrfTokenError(error.message, error.detail)
+            refuse_audited(
+                services(), request_meta(request_id), who, role_arn, refused, "broker-session"
+            )
+            raise
         table().save(sid, session, now)
     except SsoError as error:
         return error_page(error, request_id)
-    role_arn = flask_request.form.get("role", "")[:2048]
     raw = flask_request.form.get("duration", "").strip()[:MAX_DURATION_FIELD]
     roles = offered_roles(sts_context(request_id, now), who)
     # The issue decides (the trust policy is evaluated again); the offer only describes it.

@@ -47,6 +47,7 @@ from fedbroker.web.sso import (
     services,
     session_for_login,
     set_cookie,
+    sign_in_failed,
     sts_context,
     table,
 )
@@ -179,6 +180,7 @@ def callback() -> Response:
     request_id = new_request_id()
     found_in = services()
     now = found_in.clock.now()
+    login: PendingLogin | None = None
     try:
         sessions = table()
         sid = flask_request.cookies.get("fedbroker_sso", "")
@@ -227,7 +229,8 @@ def callback() -> Response:
         except FedbrokerError as error:
             raise SsoError(INVALID_TOKEN, f"ID token: {error.audit_message()}") from None
     except SsoError as error:
-        return error_page(error, request_id)
+        name = login.provider if login is not None else None
+        return sign_in_failed(error, request_id, kind="oidc", provider_name=name)
     return finish_sign_in(who, request_id)
 
 

@@ -83,6 +83,9 @@ def test_the_claim_mapping_is_stored_and_replaced_on_each_run(data_dir: Path) ->
     again = configure(data_dir, "--tag-claim", "dept=Department")
     assert again.exit_code == 0, again.output
     assert attrs(data_dir)["sso_claims"] == {"tags": {"dept": "Department"}}
+    assert attrs(data_dir)["rp_userinfo"] is False
+    assert configure(data_dir, "--userinfo").exit_code == 0
+    assert attrs(data_dir)["rp_userinfo"] is True
 
 
 @pytest.mark.parametrize(

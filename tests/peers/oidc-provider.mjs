@@ -1,10 +1,10 @@
 // npm oidc-provider (OpenID Certified) on 127.0.0.1 for the browser sign-in tests:
-//   node oidc-provider.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
+//   node oidc-provider.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI [conform]
 // One static confidential client, PKCE required, the development login/consent pages
 // (any login name is accepted; the account's claims carry `sub`, `email` and `groups`). Test only.
 import Provider from 'oidc-provider';
 
-const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
+const [port, clientId, clientSecret, redirectUri, mode] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 
 const provider = new Provider(issuer, {
@@ -19,7 +19,9 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   features: { devInteractions: { enabled: true } },
   claims: { openid: ['sub', 'groups'], email: ['email', 'email_verified'] },
-  conformIdTokenClaims: false,
+  // `conform`: scope claims (email, ...) only from userinfo, as OpenID Connect Core says for
+  // the code flow; by default they are in the ID token too.
+  conformIdTokenClaims: mode === 'conform',
   async findAccount(ctx, id) {
     return {
       accountId: id,

@@ -84,7 +84,9 @@ def configure_sign_in(broker: Broker, url: str, tmp: Path, *extra: str) -> str:
 
 
 @contextmanager
-def provider_peer(broker: Broker, tmp: Path, *extra: str) -> Iterator[OidcPeer]:
+def provider_peer(
+    broker: Broker, tmp: Path, *extra: str, mode: tuple[str, ...] = ()
+) -> Iterator[OidcPeer]:
     redirect = f"{broker.url}/sso/oidc/callback"
     with node_peer(
         "oidc-provider.mjs",
@@ -93,6 +95,7 @@ def provider_peer(broker: Broker, tmp: Path, *extra: str) -> Iterator[OidcPeer]:
         CLIENT_ID,
         CLIENT_SECRET,
         redirect,
+        *mode,
     ) as peer:
         yield OidcPeer(peer.url, configure_sign_in(broker, peer.url, tmp, *extra))
 
@@ -110,6 +113,16 @@ def mapped_peer(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tmp = tmp_path_factory.mktemp("oidc-provider-mapped")
     extra = ("--source-identity-claim", "email", "--tag-claim", "groups=Groups")
     with provider_peer(broker, tmp, *extra) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def userinfo_peer(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcPeer]:
+    """A provider that puts `email` only in its userinfo answer (not in the ID token), with
+    the broker reading userinfo and mapping `email` to the source identity."""
+    tmp = tmp_path_factory.mktemp("oidc-provider-userinfo")
+    extra = ("--userinfo", "--source-identity-claim", "email")
+    with provider_peer(broker, tmp, *extra, mode=("conform",)) as peer:
         yield peer
 
 
@@ -523,6 +536,69 @@ def test_mapped_claims_become_the_source_identity_and_a_session_tag(
     assert caller_arn(broker, read_credentials(page)).endswith(f"/{email}")
     [event] = exchanges(broker, email)
     assert event["userIdentity"]["type"] == "WebIdentityUser"
+
+
+def test_userinfo_claims_feed_the_mapping_but_not_the_trust_context(
+    broker: Broker, userinfo_peer: OidcPeer, page: Page, unique: str
+) -> None:
+    login = f"uma-{unique}"
+    email = f"{login}@example.test"
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": userinfo_peer.arn},
+                    "Action": [ACTION, "sts:SetSourceIdentity"],
+                    "Condition": {
+                        "StringEquals": {
+                            f"{userinfo_peer.name}:sub": login,
+                            "sts:SourceIdentity": email,
+                        }
+                    },
+                }
+            ],
+        }
+    )
+    make_role(broker, userinfo_peer, f"sso-userinfo-{unique}", login, policy)
+    sign_in(page, broker, userinfo_peer, login)
+    assert page.locator("h1").inner_text() == "Your session", page.content()
+    # The ID token has no `email` (the provider conforms): it came from userinfo.
+    assert page.locator("#source-identity").inner_text() == email
+    assert page.locator("#principal-arn").inner_text().endswith(f"/{email}")
+    [event] = exchanges(broker, email)
+    assert event["additionalEventData"] == {"via": "broker-session"}
+
+    # The control: without userinfo the same sign-in has no email, so no source identity, and
+    # the role (which wants it) is not offered.
+    secret_file = broker.data_dir.parent / "userinfo-client-secret"
+    secret_file.write_text(CLIENT_SECRET)
+    done = subprocess.run(
+        [
+            FEDBROKER,
+            "sso",
+            "configure-oidc",
+            *broker.store_args,
+            "--provider-url",
+            userinfo_peer.url,
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret-file",
+            str(secret_file),
+            "--no-userinfo",
+            "--source-identity-claim",
+            "email",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    page.context.clear_cookies()
+    sign_in(page, broker, userinfo_peer, login)
+    assert page.get_by_role("heading", name="No role trusts this identity").is_visible()
 
 
 # --- bad input ------------------------------------------------------------------------------------

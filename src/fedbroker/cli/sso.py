@@ -41,6 +41,11 @@ def sso() -> None:
     metavar="CLAIM=TAG",
     help="An ID token claim that becomes the session tag TAG (repeatable; lists join with `:`).",
 )
+@click.option(
+    "--userinfo/--no-userinfo",
+    default=False,
+    help="Also read the provider's userinfo claims for the claim mapping and the pages.",
+)
 def configure_oidc(
     data_dir: str | None,
     database_url: str | None,
@@ -50,6 +55,7 @@ def configure_oidc(
     client_secret_file: str,
     source_identity_claim: str | None,
     tag_claims: tuple[str, ...],
+    userinfo: bool,
 ) -> None:
     """Let people sign in through the OIDC provider PROVIDER_URL (code flow with PKCE).
 
@@ -97,6 +103,7 @@ def configure_oidc(
             "rp_client_id": client_id,
             "rp_client_secret_sealed": base64.b64encode(sealed).decode(),
             "sso_claims": mapping.to_attr(),
+            "rp_userinfo": userinfo,
         }
         store.update_entity(replace(entity, attrs=attrs))
     except FedbrokerError as exc:

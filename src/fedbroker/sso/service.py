@@ -117,12 +117,21 @@ def default_session_name(claims: Mapping[str, Any], subject: str) -> str:
     return name if len(name) >= 2 else f"{name}--"
 
 
-def signed_in_from_oidc(ctx: StsContext, verified: VerifiedToken, session_name: str) -> SignedIn:
+def signed_in_from_oidc(
+    ctx: StsContext,
+    verified: VerifiedToken,
+    session_name: str,
+    userinfo: Mapping[str, Any] | None = None,
+) -> SignedIn:
     """What a verified ID token proved (the caller checked ``nonce`` and the provider).
 
     Trust context, tags and source identity are those AssumeRoleWithWebIdentity would derive
     from the same token, then the provider's claim mapping (:mod:`fedbroker.sso.claims`)
-    applies. ``InvalidIdentityToken`` when the token's claims cannot make a session."""
+    applies, to the token's claims and, under them, the ``userinfo`` claims the caller fetched
+    for the same subject (OpenID Connect Core 1.0 §5.3; they never become trust-policy keys,
+    which stay the API call's). ``InvalidIdentityToken`` when the claims cannot make a
+    session."""
+    claims: dict[str, Any] = {**(userinfo or {}), **verified.claims}
     if not _SESSION_NAME.fullmatch(session_name):
         raise ValueError("a session name is 2-64 characters of [\\w+=,.@-]")
     provider, context = token_trust_context(ctx, verified, session_name)
@@ -130,7 +139,7 @@ def signed_in_from_oidc(ctx: StsContext, verified: VerifiedToken, session_name: 
     try:
         mapping = ClaimMapping.from_attr(provider.attrs.get("sso_claims"))
         tags, transitive, source_identity = apply_mapping(
-            mapping, verified.claims, tags, transitive, source_identity
+            mapping, claims, tags, transitive, source_identity
         )
     except ClaimMappingError as error:
         raise InvalidIdentityTokenError(INVALID, detail=f"claim mapping: {error}") from None
@@ -141,7 +150,7 @@ def signed_in_from_oidc(ctx: StsContext, verified: VerifiedToken, session_name: 
     display = {
         name: value[:256]
         for name in _DISPLAY_CLAIMS
-        if isinstance(value := verified.claims.get(name), str) and value
+        if isinstance(value := claims.get(name), str) and value
     }
     return SignedIn(
         kind="oidc",

@@ -12,7 +12,16 @@ handed to :func:`fedbroker.web.sso.finish_sign_in`.
 - ``GET /sso/oidc/<provider>``: starts a login (state, nonce and the PKCE verifier are kept in
   the server-side broker session, never in the browser);
 - ``GET /sso/oidc/callback``: checks ``state`` (once: a replayed callback finds nothing), redeems
-  the code, verifies the ID token, its issuer and its ``nonce``.
+  the code, verifies the ID token, its issuer and its ``nonce``; with ``rp_userinfo`` set
+  (``configure-oidc --userinfo``), fetches the userinfo claims with the access token and
+  requires their ``sub`` to be the ID token's (OpenID Connect Core 1.0 §5.3.4), for the claim
+  mapping and the pages only.
+
+The RP is written by hand rather than with authlib's client: the steps are three small
+standard-library HTTP exchanges with a response size cap, and the ID token must be verified by
+the broker's own verifier anyway (the code path of the API); authlib would add two dependencies
+(it needs ``requests`` for its clients) and untyped imports for a few lines of URL and header
+building. Its value would be ``private_key_jwt`` client authentication, not supported yet.
 """
 
 from __future__ import annotations
@@ -204,7 +213,7 @@ def callback() -> Response:
         if not code:
             raise SsoError("the identity provider did not sign you in", "callback without code")
         provider = _rp_provider(found_in, login.provider)
-        id_token = _redeem(found_in, provider, code, login)
+        id_token, access_token = _redeem(found_in, provider, code, login)
         ctx = sts_context(request_id, now)
         try:
             verified = found_in.web_identity.verify(
@@ -222,9 +231,13 @@ def callback() -> Response:
             nonce.encode(), login.nonce.encode()
         ):
             raise SsoError(INVALID_TOKEN, "wrong or missing nonce")
+        userinfo = None
+        if provider.attrs.get("rp_userinfo") is True:
+            userinfo = _userinfo(provider, access_token, verified.subject)
+        claims = {**(userinfo or {}), **verified.claims}
         try:
             who = signed_in_from_oidc(
-                ctx, verified, default_session_name(verified.claims, verified.subject)
+                ctx, verified, default_session_name(claims, verified.subject), userinfo
             )
         except FedbrokerError as error:
             raise SsoError(INVALID_TOKEN, f"ID token: {error.audit_message()}") from None
@@ -234,8 +247,28 @@ def callback() -> Response:
     return finish_sign_in(who, request_id)
 
 
-def _redeem(found_in: Services, provider: Entity, code: str, login: PendingLogin) -> str:
-    """The token request (RFC 6749 §4.1.3, client_secret_basic, with the PKCE verifier)."""
+def _userinfo(provider: Entity, access_token: str | None, subject: str) -> dict[str, Any]:
+    """The userinfo claims (OpenID Connect Core 1.0 §5.3), only for the ID token's subject."""
+    endpoint = _discovery(provider).get("userinfo_endpoint")
+    if not isinstance(endpoint, str) or not access_token:
+        raise SsoError(
+            "sign-in through this provider is misconfigured",
+            "userinfo wanted, but no userinfo endpoint or no access token",
+            500,
+        )
+    claims: dict[str, Any] = _http_json(
+        endpoint, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+    )
+    if claims.get("sub") != subject:
+        raise SsoError(INVALID_TOKEN, "the userinfo `sub` is not the ID token's")
+    return claims
+
+
+def _redeem(
+    found_in: Services, provider: Entity, code: str, login: PendingLogin
+) -> tuple[str, str | None]:
+    """The token request (RFC 6749 §4.1.3, client_secret_basic, with the PKCE verifier): the
+    ID token and the access token (if any)."""
     client_id = str(provider.attrs["rp_client_id"])
     try:
         sealed = base64.b64decode(str(provider.attrs["rp_client_secret_sealed"]))
@@ -269,4 +302,5 @@ def _redeem(found_in: Services, provider: Entity, code: str, login: PendingLogin
     id_token = answer.get("id_token")
     if not isinstance(id_token, str):
         raise SsoError("the identity provider did not sign you in", "token answer without id_token")
-    return id_token
+    access_token = answer.get("access_token")
+    return id_token, access_token if isinstance(access_token, str) else None

@@ -237,7 +237,15 @@ def _offer(
             request_id=request_id,
         )
     if len(roles) == 1 and straight_through:
-        return _issue(who, session, roles[0], None, request_id)
+        try:
+            return _issue(who, session, roles[0], None, request_id)
+        except FedbrokerError as error:  # audited; e.g. the trust changed since the offer
+            return error_page(
+                SsoError(
+                    "no credentials could be issued for that role", error.audit_message(), 403
+                ),
+                request_id,
+            )
     return _picker(who, session, roles, problem=problem, status=status)
 
 

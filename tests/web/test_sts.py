@@ -426,3 +426,34 @@ def test_revoked_sessions_are_refused(broker: Broker, iam: Any, unique: str) -> 
     time.sleep(1.1)  # session times are whole seconds: the revocation's second is refused too
     session(broker, assume("four")).get_role(RoleName=role)
     assert any(e["eventName"] == "RevokeSessions" for e in broker.audit_events())
+
+
+def test_temporary_key_ids_name_their_account(broker: Broker, iam: Any, unique: str) -> None:
+    from fedbroker.credentials.access_key_ids import account_of_temporary_key_id
+
+    account = account_of(broker)
+    arn = make_role(iam, f"keyinfo-{unique}", trust_account(account), READ_IAM)
+    creds = broker.client("sts").assume_role(RoleArn=arn, RoleSessionName="keys")["Credentials"]
+    assert account_of_temporary_key_id(creds["AccessKeyId"]) == account
+    # The session's own key, and a long-term key of the directory, answer today.
+    mine = session(broker, creds, "sts").get_access_key_info(AccessKeyId=creds["AccessKeyId"])
+    assert mine["Account"] == account
+    admin = broker.client("sts").get_access_key_info(AccessKeyId=broker.admin_key_id)
+    assert admin["Account"] == account
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ClientError,
+    reason="sts/operations.py (lead's) must answer from account_of_temporary_key_id: "
+    "see fedbroker.credentials.access_key_ids",
+)
+def test_get_access_key_info_of_another_callers_temporary_key(
+    broker: Broker, iam: Any, unique: str
+) -> None:
+    account = account_of(broker)
+    arn = make_role(iam, f"keyinfo2-{unique}", trust_account(account), READ_IAM)
+    creds = broker.client("sts").assume_role(RoleArn=arn, RoleSessionName="keys")["Credentials"]
+    # The administrator asks about a key that is not its own: AWS answers with its account.
+    info = broker.client("sts").get_access_key_info(AccessKeyId=creds["AccessKeyId"])
+    assert info["Account"] == account

@@ -41,6 +41,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
+from fedbroker.credentials.access_key_ids import temporary_access_key_id
 from fedbroker.credentials.keyring import KeyRing, UnknownKeyError
 from fedbroker.errors import ExpiredTokenError, FedbrokerError, InvalidClientTokenIdError
 
@@ -180,16 +181,6 @@ class TemporaryCredentials:
     claims: SessionClaims
 
 
-# Drawn as whole random bytes: picking 56 characters one by one with ``secrets.choice`` costs
-# about 100 times as much, on the path of every credential exchange. 256 is a multiple of 32,
-# so mapping a random byte to one of 32 characters has no bias.
-_ID_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_ID_TABLE = bytes(_ID_ALPHABET[i % 32] for i in range(256))
-
-
-def new_temporary_access_key_id() -> str:
-    """``ASIA`` and 16 characters from A-Z and 2-7 (base32's alphabet): 80 random bits."""
-    return "ASIA" + os.urandom(16).translate(_ID_TABLE).decode("ascii")
 
 
 def new_secret_access_key() -> str:
@@ -203,7 +194,8 @@ def new_session_id() -> str:
 
 
 def issue_credentials(ring: KeyRing, claims: SessionClaims, now: datetime) -> TemporaryCredentials:
-    """Mint temporary credentials for ``claims``: a fresh ``ASIA`` access key id and secret,
+    """Mint temporary credentials for ``claims``: a fresh ``ASIA`` access key id (naming the
+    session's account, as AWS's do: :mod:`~fedbroker.credentials.access_key_ids`) and secret,
     and a session token sealed with the ring's current seal key, bound to the access key id.
 
     Raises :class:`PackedPolicyTooLargeError` when the session's policies and tags make the
@@ -211,7 +203,7 @@ def issue_credentials(ring: KeyRing, claims: SessionClaims, now: datetime) -> Te
     """
     if claims.expires <= claims.issued or claims.expires <= now:
         raise ValueError("a session must expire after it is issued and after now")
-    access_key_id = new_temporary_access_key_id()
+    access_key_id = temporary_access_key_id(claims.account_id)
     secret = new_secret_access_key()
     policy = compact_json(claims.session_policy) if claims.session_policy is not None else None
     sealed = claims._sealed(policy, secret)

@@ -58,10 +58,7 @@ def test_other_ids_decode_to_nothing() -> None:
     # A mistyped id is caught by the check for all but about 1 in 128 typos.
     alphabet = string.ascii_uppercase + "234567"
     typos = [
-        minted[:i] + c + minted[i + 1 :]
-        for i in range(4, 20)
-        for c in alphabet
-        if c != minted[i]
+        minted[:i] + c + minted[i + 1 :] for i in range(4, 20) for c in alphabet if c != minted[i]
     ]
     accepted = [t for t in typos if account_of_temporary_key_id(t) is not None]
     assert len(accepted) < len(typos) / 32

@@ -46,6 +46,8 @@ from fedbroker.errors import SignatureDoesNotMatchError
 __all__ = [
     "ALGORITHM",
     "MAX_PRESIGNED_EXPIRES",
+    "PRESIGNED_EXPIRED",
+    "SKEWED_PREFIXES",
     "HttpRequest",
     "SigV4Auth",
     "SigV4Verifier",
@@ -56,6 +58,11 @@ __all__ = [
 ]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# The outward messages of the time checks, AWS's words for the Query protocols; services with
+# their own words for them (S3: ``RequestTimeTooSkewed``, "Request has expired") tell them
+# apart by these.
+PRESIGNED_EXPIRED = "Request has expired."
+SKEWED_PREFIXES = ("Signature expired:", "Signature not yet current:")
 
 
 class SigV4Verifier:
@@ -155,7 +162,7 @@ class SigV4Verifier:
             expiry = auth.amz_date + timedelta(seconds=auth.expires or 0)
             if now > expiry:
                 _fail(
-                    "Request has expired.",
+                    PRESIGNED_EXPIRED,
                     f"presigned at {stamp} for {auth.expires} s,"
                     f" expired at {amz_stamp(expiry)}, now {amz_stamp(now)}",
                 )

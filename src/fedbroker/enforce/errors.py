@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
+from fedbroker.credentials.sigv4 import PRESIGNED_EXPIRED, SKEWED_PREFIXES
+
 Rendered = tuple[int, list[tuple[str, str]], bytes]
 
 
@@ -61,13 +63,27 @@ _S3_CODES: dict[str, tuple[str, int, str | None]] = {
 }
 
 
+def _s3_code(refusal: Refusal) -> tuple[str, int, str | None]:
+    if refusal.code == "SignatureDoesNotMatch":
+        # S3 names the time checks apart from a bad signature ("Error Responses").
+        if refusal.message == PRESIGNED_EXPIRED:
+            return "AccessDenied", 403, "Request has expired"
+        if refusal.message.startswith(SKEWED_PREFIXES):
+            return (
+                "RequestTimeTooSkewed",
+                403,
+                "The difference between the request time and the current time is too large.",
+            )
+    return _S3_CODES.get(
+        refusal.code, ("InternalError", 500, "We encountered an internal error. Please try again.")
+    )
+
+
 def s3_error(refusal: Refusal) -> Rendered:
     """S3's error document: ``<Error><Code/><Message/><Resource/><RequestId/></Error>``, plus
     ``<EncodedAuthorizationMessage>`` for a denial (botocore returns every child element in
     ``response["Error"]``)."""
-    code, status, message = _S3_CODES.get(
-        refusal.code, ("InternalError", 500, "We encountered an internal error. Please try again.")
-    )
+    code, status, message = _s3_code(refusal)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>',
         f"<Code>{code}</Code><Message>{escape(message or refusal.text)}</Message>",

@@ -26,9 +26,9 @@ import botocore.auth
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from examples.s3_service import create_app as create_s3_app
 from werkzeug.serving import make_server
 
-from examples.s3_service import create_app as create_s3_app
 from fedbroker.audit.events import JsonlAuditSink
 from fedbroker.config import load_settings
 from fedbroker.enforce import open_local_checker

@@ -157,7 +157,8 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -
         try:
             with urllib.request.urlopen(url + "/", timeout=2):
                 return
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as answered:
+            answered.close()
             return  # answered (an AWS-shaped error): it is up
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:

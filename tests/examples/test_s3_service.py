@@ -86,7 +86,8 @@ def service(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         try:
             urllib.request.urlopen(url + "/", timeout=1)
             break
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as answered:
+            answered.close()  # its response holds the connection's socket
             break  # answered (AccessDenied: unsigned): it is up
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -296,6 +297,7 @@ def test_credentials_that_do_not_authenticate(
     with pytest.raises(urllib.error.HTTPError) as anonymous:
         urllib.request.urlopen(f"{service.url}/{bucket}/public/a.txt", timeout=10)
     assert anonymous.value.code == 403 and b"<Code>AccessDenied</Code>" in anonymous.value.read()
+    anonymous.value.close()
     # A presigned URL (SigV4 query form, with the session token) works as the signer could.
     url = world["s3"].generate_presigned_url(
         "get_object", {"Bucket": bucket, "Key": "public/a.txt"}, ExpiresIn=300
@@ -305,6 +307,7 @@ def test_credentials_that_do_not_authenticate(
     with pytest.raises(urllib.error.HTTPError) as tampered:
         urllib.request.urlopen(url.replace("public/a.txt", "private/b.txt"), timeout=10)
     assert tampered.value.code == 403
+    tampered.value.close()
 
 
 def test_policy_changes_reach_the_service_and_decisions_are_audited(

@@ -61,7 +61,9 @@ def node_peer(script: str, ready_path: str, log_dir: Path, *args: str) -> Iterat
             try:
                 with urllib.request.urlopen(url + ready_path, timeout=1):
                     break
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError) as failed:
+                if isinstance(failed, urllib.error.HTTPError):
+                    failed.close()  # its response holds the connection's socket
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
                         f"{script} did not start:\n{log.read_text(errors='replace')}"

@@ -117,7 +117,8 @@ def start_broker(tmp: Path, backend: str, database_url: str | None) -> Iterator[
         try:
             urllib.request.urlopen(url + "/", timeout=1)
             break
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as answered:
+            answered.close()  # its response holds the connection's socket
             break  # answered (with an AWS error): it is up
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:

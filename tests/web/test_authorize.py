@@ -289,6 +289,7 @@ def test_only_callers_allowed_fedbroker_authorize(broker: Broker, setup: dict[st
         )
     assert caught.value.code == 403
     assert json.loads(caught.value.read())["__type"] == "AccessDenied"
+    caught.value.close()
 
 
 def test_malformed_and_oversize_bodies(broker: Broker, setup: dict[str, Any]) -> None:

@@ -301,3 +301,114 @@ def test_metadata_is_checked_again_when_applied(
     else:
         assert problems(lambda: declarative.load_data(data))
     assert store.list_entities(account.id, Kind.SAML_PROVIDER) == []
+
+
+# --- fedbroker's provider options ----------------------------------------------------------------
+
+
+def test_provider_options_apply_export_and_round_trip(
+    store: Store, services: Services, account: Account
+) -> None:
+    data = with_providers(oidc=[github(expose_claims=True)], saml=[corporate(allow_sha1=True)])
+    assert declarative.load_data(data).oidc_providers[0].expose_claims is True
+    apply(services, account, data)
+    assert plan(store, account, data) == []
+    oidc = entity(store, account, Kind.OIDC_PROVIDER, "token.actions.githubusercontent.com")
+    saml = entity(store, account, Kind.SAML_PROVIDER, "corporate")
+    assert oidc.attrs["expose_claims"] is True and saml.attrs["allow_sha1"] is True
+    # To the IAM API the options are tags, so IAM clients see and set them.
+    assert oidc.tags == {"team": "ci", "fedbroker:expose_claims": "true"}
+    exported = declarative.export(store, account)["providers"]
+    assert exported["oidc"][0]["expose_claims"] is True
+    assert exported["oidc"][0]["tags"] == {"team": "ci"}
+    assert exported["saml"][0]["allow_sha1"] is True
+    assert exported["saml"][0]["tags"] == {"owner": "it"}
+    for as_json in (False, True):
+        text = declarative.dump({"version": 1, "providers": exported}, as_json)
+        desired = declarative.load_text(text, as_json=as_json, now=T0)
+        assert declarative.plan(store, account, desired) == []
+    # Turning an option off is an Untag of its tag; left out means off.
+    off = with_providers(oidc=[github()], saml=[corporate(allow_sha1=False)])
+    assert apply(services, account, off) == [
+        "~ oidc-provider token.actions.githubusercontent.com: tags",
+        "~ saml-provider corporate: tags",
+    ]
+    oidc = entity(store, account, Kind.OIDC_PROVIDER, "token.actions.githubusercontent.com")
+    saml = entity(store, account, Kind.SAML_PROVIDER, "corporate")
+    assert "expose_claims" not in oidc.attrs and "allow_sha1" not in saml.attrs
+    assert oidc.tags == {"team": "ci"}
+    assert "expose_claims" not in declarative.export(store, account)["providers"]["oidc"][0]
+    assert plan(store, account, off) == []
+
+
+def test_provider_option_problems_are_located() -> None:
+    data = with_providers(
+        oidc=[github(expose_claims="yes", allow_sha1=True)],
+        saml=[corporate(tags={"fedbroker:allow_sha1": "true"})],
+    )
+    found = problems(lambda: declarative.load_data(data, now=T0))
+    assert found == [
+        "providers.oidc[0].allow_sha1: unknown field; expected url, client_ids, thumbprints, "
+        "expose_claims, tags",
+        "providers.oidc[0].expose_claims: must be true or false",
+        "providers.saml[0].tags.fedbroker:allow_sha1: fedbroker's options are fields of the "
+        "provider, not tags",
+    ]
+
+
+def test_provider_options_through_the_iam_api(
+    store: Store, services: Services, account: Account
+) -> None:
+    arn = iam(
+        services,
+        account,
+        "CreateOpenIDConnectProvider",
+        Url="https://idp.example.com",
+        **{"Tags.member.1.Key": "fedbroker:Expose_Claims", "Tags.member.1.Value": "true"},
+    )["OpenIDConnectProviderArn"]
+    assert entity(store, account, Kind.OIDC_PROVIDER, "idp.example.com").attrs["expose_claims"]
+    for key, value, message in [
+        ("fedbroker:expose_claims", "yes", "is `true` or `false`, not `yes`"),
+        ("fedbroker:allow_sha1", "true", "`fedbroker:allow_sha1` is not an option of OIDC"),
+        ("fedbroker:other", "true", "`fedbroker:other` is not an option of OIDC"),
+    ]:
+        with pytest.raises(FedbrokerError) as refused:
+            iam(
+                services,
+                account,
+                "TagOpenIDConnectProvider",
+                OpenIDConnectProviderArn=arn,
+                **{"Tags.member.1.Key": key, "Tags.member.1.Value": value},
+            )
+        assert refused.value.code == "InvalidInput" and message in refused.value.message
+    provider = entity(store, account, Kind.OIDC_PROVIDER, "idp.example.com")
+    assert provider.tags == {"fedbroker:Expose_Claims": "true"}  # nothing changed
+    iam(
+        services,
+        account,
+        "TagOpenIDConnectProvider",
+        OpenIDConnectProviderArn=arn,
+        **{"Tags.member.1.Key": "fedbroker:expose_claims", "Tags.member.1.Value": "false"},
+    )
+    assert (
+        "expose_claims" not in entity(store, account, Kind.OIDC_PROVIDER, "idp.example.com").attrs
+    )
+    saml_arn = iam(
+        services, account, "CreateSAMLProvider", Name="legacy", SAMLMetadataDocument=METADATA
+    )["SAMLProviderArn"]
+    iam(
+        services,
+        account,
+        "TagSAMLProvider",
+        SAMLProviderArn=saml_arn,
+        **{"Tags.member.1.Key": "fedbroker:allow_sha1", "Tags.member.1.Value": "true"},
+    )
+    assert entity(store, account, Kind.SAML_PROVIDER, "legacy").attrs["allow_sha1"] is True
+    iam(
+        services,
+        account,
+        "UntagSAMLProvider",
+        SAMLProviderArn=saml_arn,
+        **{"TagKeys.member.1": "FEDBROKER:ALLOW_SHA1"},
+    )
+    assert "allow_sha1" not in entity(store, account, Kind.SAML_PROVIDER, "legacy").attrs

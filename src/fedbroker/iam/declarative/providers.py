@@ -6,11 +6,17 @@ directory, and exporting it.
         - url: https://token.actions.githubusercontent.com
           client_ids: [sts.amazonaws.com]
           thumbprints: [...]                  # optional
+          expose_claims: true                 # optional, fedbroker's option
           tags: {...}
       saml:
         - name: corporate
           metadata_file: corporate-idp.xml    # relative to the file; or `metadata:` inline
+          allow_sha1: false                   # optional, fedbroker's option
           tags: {...}
+
+The options are the providers' ``fedbroker:`` tags to the IAM API
+(:mod:`~fedbroker.iam.operations.providers`): they are written with the same tag calls, and
+exported as options, not as tags.
 
 The rules are the IAM operations' own (URL, client id and thumbprint checks from
 :mod:`~fedbroker.iam.operations.oidc_providers`, the metadata parser of the federation layer),
@@ -35,12 +41,15 @@ from fedbroker.iam.declarative.fields import FieldReader, at, shown
 from fedbroker.iam.declarative.state import DesiredOidcProvider, DesiredSamlProvider, DesiredState
 from fedbroker.iam.operations import oidc_providers as oidc
 from fedbroker.iam.operations import saml_providers as saml
+from fedbroker.iam.operations.providers import OPTIONS, option_tag
 
 OIDC, SAML = Kind.OIDC_PROVIDER, Kind.SAML_PROVIDER
 FIELDS = {
-    "oidc": ("url", "client_ids", "thumbprints", "tags"),
-    "saml": ("name", "metadata", "metadata_file", "tags"),
+    "oidc": ("url", "client_ids", "thumbprints", "expose_claims", "tags"),
+    "saml": ("name", "metadata", "metadata_file", "allow_sha1", "tags"),
 }
+# Each option's field in the file, by kind: the same name as its attribute and tag.
+OPTION_FIELDS = {kind: {attr: key for key, attr in keys.items()} for kind, keys in OPTIONS.items()}
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -126,10 +135,30 @@ def _oidc(reader: FieldReader, item: object, where: str) -> DesiredOidcProvider 
     )
     ids = _checked(reader, at(where, "client_ids"), oidc.client_ids, ids) or []
     prints = _checked(reader, at(where, "thumbprints"), oidc.thumbprints, prints) or []
-    tags = reader.tags(fields.get("tags"), at(where, "tags"))
+    tags = _tags(reader, fields.get("tags"), at(where, "tags"))
+    expose = _flag(reader, fields.get("expose_claims"), at(where, "expose_claims"))
     if url is None:
         return None
-    return DesiredOidcProvider(url.url, url.name, tuple(ids), tuple(prints), tags, where)
+    return DesiredOidcProvider(
+        url.url, url.name, tuple(ids), tuple(prints), tags, where, expose_claims=expose
+    )
+
+
+def _tags(reader: FieldReader, value: object, where: str) -> dict[str, str]:
+    tags = reader.tags(value, where)
+    for key in [k for k in tags if option_tag(k)]:
+        reader.problem(at(where, key), "fedbroker's options are fields of the provider, not tags")
+        del tags[key]
+    return tags
+
+
+def _flag(reader: FieldReader, value: object, where: str) -> bool:
+    if value is None:
+        return False
+    if type(value) is not bool:
+        reader.problem(where, "must be true or false")
+        return False
+    return value
 
 
 def _checked(reader: FieldReader, where: str, check: Any, value: Any) -> Any:
@@ -166,10 +195,11 @@ def _saml(
             document = None
         elif _checked(reader, here, lambda d: parse_idp_metadata(d, now=now), document) is None:
             document = None
-    tags = reader.tags(fields.get("tags"), at(where, "tags"))
+    tags = _tags(reader, fields.get("tags"), at(where, "tags"))
+    allow_sha1 = _flag(reader, fields.get("allow_sha1"), at(where, "allow_sha1"))
     if name is None or document is None:
         return None
-    return DesiredSamlProvider(name, document, tags, where)
+    return DesiredSamlProvider(name, document, tags, where, allow_sha1=allow_sha1)
 
 
 def _document(
@@ -248,13 +278,28 @@ def _immutable(
     )
 
 
+def _tagged(kind: Kind, tags: Mapping[str, str], options: Mapping[str, bool]) -> dict[str, str]:
+    """``tags`` with the tag of each option that is on."""
+    keys = OPTION_FIELDS[kind]
+    return {**tags, **{keys[attr]: "true" for attr, on in options.items() if on}}
+
+
+def _current_tags(entity: Entity) -> dict[str, str]:
+    """The provider's tags, with its options as they are in effect (the attribute), so that a
+    file turns off an option even if only its attribute is set."""
+    plain = {k: v for k, v in entity.tags.items() if not option_tag(k)}
+    options = {attr: entity.attrs.get(attr) is True for attr in OPTION_FIELDS[entity.kind]}
+    return _tagged(entity.kind, plain, options)
+
+
 def _plan_oidc(out: ProviderPlan, current: Entity | None, desired: DesiredOidcProvider) -> None:
+    tags = _tagged(OIDC, desired.tags, {"expose_claims": desired.expose_claims})
     if current is None:
         form = {
             "Url": desired.url,
             **members("ClientIDList", list(desired.client_ids)),
             **members("ThumbprintList", list(desired.thumbprints)),
-            **tag_form(desired.tags),
+            **tag_form(tags),
         }
         call = Call("CreateOpenIDConnectProvider", form)
         out.entities.append(Change(Verb.CREATE, OIDC, desired.name, None, (call,)))
@@ -275,17 +320,18 @@ def _plan_oidc(out: ProviderPlan, current: Entity | None, desired: DesiredOidcPr
         listed = members("ThumbprintList", list(desired.thumbprints)) or {"ThumbprintList": ""}
         call = Call("UpdateOpenIDConnectProviderThumbprint", {**arn, **listed})
         out.entities.append(Change(Verb.UPDATE, OIDC, name, "thumbprints", (call,)))
-    retag = tag_calls("OpenIDConnectProvider", arn, current.tags, desired.tags)
+    retag = tag_calls("OpenIDConnectProvider", arn, _current_tags(current), tags)
     if retag:
         out.entities.append(Change(Verb.UPDATE, OIDC, name, "tags", retag))
 
 
 def _plan_saml(out: ProviderPlan, current: Entity | None, desired: DesiredSamlProvider) -> None:
+    tags = _tagged(SAML, desired.tags, {"allow_sha1": desired.allow_sha1})
     if current is None:
         form = {
             "Name": desired.name,
             "SAMLMetadataDocument": desired.metadata,
-            **tag_form(desired.tags),
+            **tag_form(tags),
         }
         call = Call("CreateSAMLProvider", form)
         out.entities.append(Change(Verb.CREATE, SAML, desired.name, None, (call,)))
@@ -297,7 +343,7 @@ def _plan_saml(out: ProviderPlan, current: Entity | None, desired: DesiredSamlPr
     if current.attrs.get("metadata") != desired.metadata:
         call = Call("UpdateSAMLProvider", {**arn, "SAMLMetadataDocument": desired.metadata})
         out.entities.append(Change(Verb.UPDATE, SAML, current.name, "metadata", (call,)))
-    retag = tag_calls("SAMLProvider", arn, current.tags, desired.tags)
+    retag = tag_calls("SAMLProvider", arn, _current_tags(current), tags)
     if retag:
         out.entities.append(Change(Verb.UPDATE, SAML, current.name, "tags", retag))
 
@@ -317,17 +363,25 @@ def export(store: Store, account: Account) -> dict[str, Any] | None:
             out["client_ids"] = ids
         if prints:
             out["thumbprints"] = prints
-        if provider.tags:
-            out["tags"] = provider.tags
+        _export_options(out, provider)
         listed_oidc.append(out)
     listed_saml = []
     for provider in store.list_entities(account.id, SAML):
         out = {"name": provider.name, "metadata": str(provider.attrs.get("metadata", ""))}
-        if provider.tags:
-            out["tags"] = provider.tags
+        _export_options(out, provider)
         listed_saml.append(out)
     if listed_oidc:
         section["oidc"] = listed_oidc
     if listed_saml:
         section["saml"] = listed_saml
     return section or None
+
+
+def _export_options(out: dict[str, Any], provider: Entity) -> None:
+    """The provider's options (those that are on) and its tags other than the options'."""
+    for attr in OPTION_FIELDS[provider.kind]:
+        if provider.attrs.get(attr) is True:
+            out[attr] = True
+    tags = {k: v for k, v in provider.tags.items() if not option_tag(k)}
+    if tags:
+        out["tags"] = tags

@@ -112,6 +112,7 @@ class DesiredOidcProvider:
     thumbprints: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     where: str = ""
+    expose_claims: bool = False  # fedbroker's option: top-level claims as condition keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class DesiredSamlProvider:
     metadata: str
     tags: Mapping[str, str] = field(default_factory=dict)
     where: str = ""
+    allow_sha1: bool = False  # fedbroker's option: accept responses signed with SHA-1
 
 
 @dataclass(frozen=True, slots=True)

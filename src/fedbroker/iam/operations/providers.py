@@ -1,12 +1,24 @@
 """What OIDC and SAML provider operations share: a provider is named in a request by its ARN
 (``arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH``, ``…:saml-provider/NAME``), which is also
 the resource the call is authorized on; its tags are managed by ARN too.
+
+fedbroker's own provider options are tags under ``fedbroker:``, so that boto3, the AWS CLI and
+the directory file set them with IAM's own calls (``Create…`` with ``Tags``, ``Tag…``,
+``Untag…``), with the value ``true`` or ``false``:
+
+- ``fedbroker:expose_claims`` (OIDC): every top-level string or list claim of the provider's
+  tokens is also a condition key ``<provider>:<claim>`` for trust policies;
+- ``fedbroker:allow_sha1`` (SAML): responses signed with SHA-1 are accepted.
+
+The tag is the option; the provider's attribute of the same name (``expose_claims``,
+``allow_sha1``), which STS reads, follows it on every write of the tags. Any other
+``fedbroker:`` key, or another value, is refused (``InvalidInput``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +40,12 @@ NOUN = {Kind.OIDC_PROVIDER: "OpenIDConnectProvider", Kind.SAML_PROVIDER: "SAMLPr
 WHAT = {Kind.OIDC_PROVIDER: "OIDC provider", Kind.SAML_PROVIDER: "SAML provider"}
 # IAM quotas: "SAML providers in an AWS account" and "OIDC providers ...", 100 each.
 MAX_PROVIDERS = 100
+
+OPTION_PREFIX = "fedbroker:"
+OPTIONS = {
+    Kind.OIDC_PROVIDER: {"fedbroker:expose_claims": "expose_claims"},
+    Kind.SAML_PROVIDER: {"fedbroker:allow_sha1": "allow_sha1"},
+}
 
 # Any partition and account, so that the ARN of another account is "not found", not "invalid".
 _ARN = re.compile(r"arn:[\w-]+:iam::(\d{12}):(oidc-provider|saml-provider)/(\S+)", re.ASCII)
@@ -64,8 +82,39 @@ def named_provider(ctx: CallContext, params: Params, kind: Kind) -> Entity:
     return provider_by_arn(ctx, kind, arn_param(params, kind))
 
 
+def option_tag(key: str) -> bool:
+    """Whether a tag key is in the namespace of fedbroker's provider options."""
+    return key.lower().startswith(OPTION_PREFIX)
+
+
+def with_options(kind: Kind, attrs: Mapping[str, object]) -> dict[str, object]:
+    """``attrs`` with each option of ``kind`` set as its tag (in ``attrs["tags"]``) says: on
+    when the tag is ``true``, absent otherwise. Raises ``InvalidInput`` for an unknown
+    ``fedbroker:`` key (on this kind of provider) or a value other than ``true``/``false``."""
+    tags = attrs.get("tags")
+    given = {str(k).lower(): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+    options = OPTIONS[kind]
+    for key, value in given.items():
+        if not option_tag(key):
+            continue
+        if key not in options:
+            known = ", ".join(f"`{k}`" for k in options)
+            raise InvalidInputError(
+                f"`{key}` is not an option of {WHAT[kind]}s (the {WHAT[kind]} option is {known})"
+            )
+        if value not in ("true", "false"):
+            raise InvalidInputError(f"the option `{key}` is `true` or `false`, not `{value[:64]}`")
+    out = {k: v for k, v in attrs.items() if k not in options.values()}
+    for key, attr in options.items():
+        if given.get(key) == "true":
+            out[attr] = True
+    return out
+
+
 def create_provider(ctx: CallContext, kind: Kind, name: str, attrs: dict[str, object]) -> Entity:
-    """A new provider, within IAM's quota of providers of its kind per account."""
+    """A new provider, within IAM's quota of providers of its kind per account; its options
+    follow its tags (:func:`with_options`)."""
+    attrs = with_options(kind, attrs)
     if len(ctx.store.list_entities(ctx.account_id, kind)) >= MAX_PROVIDERS:
         raise LimitExceededError(
             f"cannot exceed quota for {NOUN[kind]}sPerAccount: {MAX_PROVIDERS}"
@@ -105,14 +154,16 @@ def register_tagging(kind: Kind) -> None:
     def tag(ctx: CallContext, params: Params) -> dict[str, Any]:
         provider = named_provider(ctx, params, kind)
         merged = merged_tags(provider, params.tags())
-        ctx.store.update_entity(replace(provider, attrs={**provider.attrs, "tags": merged}))
+        attrs = with_options(kind, {**provider.attrs, "tags": merged})
+        ctx.store.update_entity(replace(provider, attrs=attrs))
         return {}
 
     def untag(ctx: CallContext, params: Params) -> dict[str, Any]:
         provider = named_provider(ctx, params, kind)
         remove = {key.lower() for key in params.members("TagKeys")}
         kept = {k: v for k, v in provider.tags.items() if k.lower() not in remove}
-        ctx.store.update_entity(replace(provider, attrs={**provider.attrs, "tags": kept}))
+        attrs = with_options(kind, {**provider.attrs, "tags": kept})
+        ctx.store.update_entity(replace(provider, attrs=attrs))
         return {}
 
     def list_tags(ctx: CallContext, params: Params) -> dict[str, Any]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -29,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fedbroker.directory import schema as t
 from fedbroker.directory.model import (
@@ -47,6 +48,8 @@ from fedbroker.directory.model import (
 )
 from fedbroker.errors import EntityAlreadyExistsError, NoSuchEntityError
 
+log = logging.getLogger("fedbroker.directory")
+_T = TypeVar("_T")
 # The PostgreSQL channel on which directory writes are announced (see change_hint).
 _CHANNEL = "fedbroker_directory"
 # Hint connections inherited from a parent process: kept referenced, never closed by the child
@@ -85,13 +88,41 @@ def _writer(engine: Engine) -> Iterator[Connection]:
     write lock before the first read: a transaction that reads and then writes would otherwise
     fail at once with "database is locked" when another writer got there in between (WAL mode
     cannot upgrade a stale read snapshot, and no busy timeout helps)."""
-    with engine.connect() as connection:
+    with _live_connection(engine) as connection:
         connection.info["fedbroker_writer"] = True
         try:
             with connection.begin():
                 yield connection
         finally:
             connection.info.pop("fedbroker_writer", None)
+
+
+@contextmanager
+def _live_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection from the pool that is known to be alive. On PostgreSQL a pooled connection
+    may have been dropped (server restart, failover, ``pg_terminate_backend``): a writer pings
+    it first and, if it was dropped, takes a fresh one, since a transaction's body cannot be
+    run again once it has started. Writes are rare; reads instead are retried
+    (:meth:`SqlStore._read`), which costs nothing while connections are alive."""
+    if engine.dialect.name != "postgresql":
+        with engine.connect() as connection:
+            yield connection
+        return
+    for attempt in (1, 2):
+        connection = engine.connect()
+        try:
+            connection.exec_driver_sql("SELECT 1")
+            # The ping opened a transaction (autobegin): end it, so begin() starts the writer's.
+            connection.rollback()
+        except DBAPIError as error:
+            connection.close()
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+            log.warning("a pooled database connection was dropped; writing on a fresh one")
+            continue
+        with connection:
+            yield connection
+        return
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -119,10 +150,9 @@ class SqlStore:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            # Ping on checkout: a connection dropped by a restart or failover is replaced
-            # instead of failing the request that drew it (one more round trip per read; a
-            # retry-on-disconnect would be cheaper and is the next step).
-            kwargs["pool_pre_ping"] = True
+            # No ping on checkout (a round trip per read): a read that finds its pooled
+            # connection dropped by a restart, failover or pg_terminate_backend is run again on
+            # a fresh one (_read), and a writer pings before it begins (_live_connection).
             kwargs["pool_recycle"] = 300
         self.engine = create_engine(url, **kwargs)
         # Reads need no transaction of their own on PostgreSQL: each is one statement, and
@@ -152,6 +182,22 @@ class SqlStore:
                 with contextlib.suppress(Exception):  # closing a broken connection
                     self._hint_conn.close()
             self._hint_conn = None
+
+    def _read(self, run: Callable[[Connection], _T]) -> _T:
+        """``run(connection)`` on a pooled connection, and once more on a fresh one if the
+        pooled one turns out to have been dropped. Reads are single statements (autocommit on
+        PostgreSQL), so running one again is safe. SQLAlchemy invalidates the whole pool on a
+        disconnect ("Dealing with Disconnects", optimistic handling), so the connections
+        dropped with it are replaced too instead of failing the next reads one by one."""
+        try:
+            with self._reader.connect() as conn:
+                return run(conn)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("a pooled database connection was dropped; reading again on a fresh one")
+        with self._reader.connect() as conn:
+            return run(conn)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -184,15 +230,19 @@ class SqlStore:
             )
 
     def get_account(self, account_id: str) -> Account:
-        with self._reader.connect() as conn:
-            row = conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
+        row = self._read(
+            lambda conn: conn.execute(
+                select(t.accounts).where(t.accounts.c.id == account_id)
+            ).first()
+        )
         if row is None:
             raise NoSuchEntityError(f"the account `{account_id}` does not exist")
         return _account(row._mapping)
 
     def list_accounts(self) -> list[Account]:
-        with self._reader.connect() as conn:
-            rows = conn.execute(select(t.accounts).order_by(t.accounts.c.created)).all()
+        rows = self._read(
+            lambda conn: conn.execute(select(t.accounts).order_by(t.accounts.c.created)).all()
+        )
         return [_account(r._mapping) for r in rows]
 
     def update_account(self, account: Account) -> None:
@@ -236,21 +286,25 @@ class SqlStore:
                 )
 
     def get_entity(self, account_id: str, kind: Kind, name: str) -> Entity:
-        with self._reader.connect() as conn:
-            row = conn.execute(
+        row = self._read(
+            lambda conn: conn.execute(
                 select(t.entities).where(
                     t.entities.c.account_id == account_id,
                     t.entities.c.kind == kind.name,
                     t.entities.c.name_key == name.lower(),
                 )
             ).first()
+        )
         if row is None:
             raise NoSuchEntityError(f"the {kind.resource_type} with name `{name}` cannot be found")
         return _entity(row._mapping)
 
     def get_entity_by_id(self, entity_id: str) -> Entity:
-        with self._reader.connect() as conn:
-            row = conn.execute(select(t.entities).where(t.entities.c.id == entity_id)).first()
+        row = self._read(
+            lambda conn: conn.execute(
+                select(t.entities).where(t.entities.c.id == entity_id)
+            ).first()
+        )
         if row is None:
             raise NoSuchEntityError(f"no entity with id `{entity_id}`")
         return _entity(row._mapping)
@@ -261,8 +315,7 @@ class SqlStore:
             .where(t.entities.c.account_id == account_id, t.entities.c.kind == kind.name)
             .order_by(t.entities.c.name_key)
         )
-        with self._reader.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = self._read(lambda conn: conn.execute(query).all())
         found = [_entity(r._mapping) for r in rows]
         return [e for e in found if e.path.startswith(path_prefix)]
 
@@ -335,8 +388,7 @@ class SqlStore:
             .where(key == value)
             .order_by(t.entities.c.name_key)
         )
-        with self._reader.connect() as conn:
-            return [_entity(r._mapping) for r in conn.execute(query).all()]
+        return self._read(lambda conn: [_entity(r._mapping) for r in conn.execute(query).all()])
 
     # --- attachments ------------------------------------------------------------------------
 
@@ -383,13 +435,14 @@ class SqlStore:
             )
 
     def get_inline(self, owner: Entity, name: str) -> InlinePolicy:
-        with self._reader.connect() as conn:
-            row = conn.execute(
+        row = self._read(
+            lambda conn: conn.execute(
                 select(t.inline_policies).where(
                     t.inline_policies.c.owner_id == owner.id,
                     t.inline_policies.c.name_key == name.lower(),
                 )
             ).first()
+        )
         if row is None:
             raise NoSuchEntityError(
                 f"the {owner.kind.resource_type} policy with name `{name}` cannot be found"
@@ -410,12 +463,13 @@ class SqlStore:
                 )
 
     def list_inline(self, owner: Entity) -> list[InlinePolicy]:
-        with self._reader.connect() as conn:
-            rows = conn.execute(
+        rows = self._read(
+            lambda conn: conn.execute(
                 select(t.inline_policies)
                 .where(t.inline_policies.c.owner_id == owner.id)
                 .order_by(t.inline_policies.c.name_key)
             ).all()
+        )
         return [InlinePolicy(owner.kind, owner.name, r.name, r.document) for r in rows]
 
     # --- policy versions --------------------------------------------------------------------
@@ -445,10 +499,11 @@ class SqlStore:
             )
 
     def list_versions(self, policy: Entity) -> list[PolicyVersion]:
-        with self._reader.connect() as conn:
-            rows = conn.execute(
+        rows = self._read(
+            lambda conn: conn.execute(
                 select(t.policy_versions).where(t.policy_versions.c.policy_id == policy.id)
             ).all()
+        )
         versions = [
             PolicyVersion(
                 policy.arn, r.version_id, r.document, r.is_default, _required_utc(r.created)
@@ -513,10 +568,11 @@ class SqlStore:
             )
 
     def get_access_key(self, access_key_id: str) -> AccessKey:
-        with self._reader.connect() as conn:
-            row = conn.execute(
+        row = self._read(
+            lambda conn: conn.execute(
                 select(t.access_keys).where(t.access_keys.c.access_key_id == access_key_id)
             ).first()
+        )
         if row is None:
             raise NoSuchEntityError(f"the access key with id `{access_key_id}` cannot be found")
         return _access_key(row._mapping)
@@ -527,12 +583,13 @@ class SqlStore:
             if user is None
             else t.access_keys.c.user_id == user.id
         )
-        with self._reader.connect() as conn:
-            rows = conn.execute(
+        rows = self._read(
+            lambda conn: conn.execute(
                 select(t.access_keys)
                 .where(t.access_keys.c.account_id == account_id, owner)
                 .order_by(t.access_keys.c.created)
             ).all()
+        )
         return [_access_key(r._mapping) for r in rows]
 
     def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> None:
@@ -588,8 +645,7 @@ class SqlStore:
         query = select(t.keys).order_by(t.keys.c.created, t.keys.c.kid)
         if purpose is not None:
             query = query.where(t.keys.c.purpose == purpose.value)
-        with self._reader.connect() as conn:
-            return [_key_record(r._mapping) for r in conn.execute(query).all()]
+        return self._read(lambda conn: [_key_record(r._mapping) for r in conn.execute(query).all()])
 
     def set_key_state(self, kid: str, state: KeyState, when: datetime) -> None:
         """Move a key to ``state``; ``when`` is recorded as ``retiring_since`` or
@@ -639,12 +695,13 @@ class SqlStore:
 
     def get_web_session(self, key: str, now: datetime) -> str | None:
         table = t.web_sessions
-        with self._reader.connect() as conn:
-            row = conn.execute(
+        row = self._read(
+            lambda conn: conn.execute(
                 select(table.c.data).where(
                     table.c.key == key, table.c.not_on_or_after > _required_utc(now)
                 )
             ).first()
+        )
         return None if row is None else str(row[0])
 
     def delete_web_session(self, key: str) -> None:
@@ -655,8 +712,9 @@ class SqlStore:
     # --- change tracking --------------------------------------------------------------------
 
     def directory_version(self) -> int:
-        with self._reader.connect() as conn:
-            value = conn.execute(select(func.max(t.directory_version.c.version))).scalar()
+        value = self._read(
+            lambda conn: conn.execute(select(func.max(t.directory_version.c.version))).scalar()
+        )
         return int(value or 0)
 
     def change_hint(self) -> int | None:

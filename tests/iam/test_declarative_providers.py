@@ -6,6 +6,7 @@ Runs against the SQL store on SQLite and on PostgreSQL, like tests/iam/test_decl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -412,3 +413,17 @@ def test_provider_options_through_the_iam_api(
         **{"TagKeys.member.1": "FEDBROKER:ALLOW_SHA1"},
     )
     assert "allow_sha1" not in entity(store, account, Kind.SAML_PROVIDER, "legacy").attrs
+    # Set otherwise (as `fedbroker sso configure-saml --allow-sha1` does, on the attribute
+    # only), an option survives tag calls that do not name it, and the file sees it.
+    legacy = entity(store, account, Kind.SAML_PROVIDER, "legacy")
+    store.update_entity(replace(legacy, attrs={**legacy.attrs, "allow_sha1": True}))
+    iam(
+        services,
+        account,
+        "TagSAMLProvider",
+        SAMLProviderArn=saml_arn,
+        **{"Tags.member.1.Key": "owner", "Tags.member.1.Value": "it"},
+    )
+    assert entity(store, account, Kind.SAML_PROVIDER, "legacy").attrs["allow_sha1"] is True
+    [exported] = declarative.export(store, account)["providers"]["saml"]
+    assert exported["allow_sha1"] is True and exported["tags"] == {"owner": "it"}

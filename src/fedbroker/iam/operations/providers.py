@@ -10,9 +10,11 @@ the directory file set them with IAM's own calls (``Create…`` with ``Tags``, `
   tokens is also a condition key ``<provider>:<claim>`` for trust policies;
 - ``fedbroker:allow_sha1`` (SAML): responses signed with SHA-1 are accepted.
 
-The tag is the option; the provider's attribute of the same name (``expose_claims``,
-``allow_sha1``), which STS reads, follows it on every write of the tags. Any other
-``fedbroker:`` key, or another value, is refused (``InvalidInput``).
+The provider's attribute of the same name (``expose_claims``, ``allow_sha1``) is what STS
+reads; a call that writes an option's tag sets it (``true``) or clears it (``false``, or the
+tag untagged), and a call that does not leaves it alone, so ``fedbroker sso configure-saml
+--allow-sha1`` (which sets the attribute only) and the tags coexist. Any other ``fedbroker:``
+key, or another value, is refused (``InvalidInput``).
 """
 
 from __future__ import annotations
@@ -87,34 +89,49 @@ def option_tag(key: str) -> bool:
     return key.lower().startswith(OPTION_PREFIX)
 
 
-def with_options(kind: Kind, attrs: Mapping[str, object]) -> dict[str, object]:
-    """``attrs`` with each option of ``kind`` set as its tag (in ``attrs["tags"]``) says: on
-    when the tag is ``true``, absent otherwise. Raises ``InvalidInput`` for an unknown
-    ``fedbroker:`` key (on this kind of provider) or a value other than ``true``/``false``."""
-    tags = attrs.get("tags")
-    given = {str(k).lower(): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+def option_attrs(kind: Kind, tags: Mapping[str, str]) -> dict[str, bool]:
+    """The options that the tags of one ``Create…``/``Tag…`` call set, by attribute.
+
+    Raises ``InvalidInput`` for an unknown ``fedbroker:`` key (on this kind of provider) or a
+    value other than ``true``/``false``."""
     options = OPTIONS[kind]
-    for key, value in given.items():
+    out: dict[str, bool] = {}
+    for raw_key, value in tags.items():
+        key = raw_key.lower()
         if not option_tag(key):
             continue
         if key not in options:
             known = ", ".join(f"`{k}`" for k in options)
             raise InvalidInputError(
-                f"`{key}` is not an option of {WHAT[kind]}s (the {WHAT[kind]} option is {known})"
+                f"`{raw_key}` is not an option of {WHAT[kind]}s (the {WHAT[kind]} option is "
+                f"{known})"
             )
         if value not in ("true", "false"):
-            raise InvalidInputError(f"the option `{key}` is `true` or `false`, not `{value[:64]}`")
-    out = {k: v for k, v in attrs.items() if k not in options.values()}
-    for key, attr in options.items():
-        if given.get(key) == "true":
+            raise InvalidInputError(
+                f"the option `{raw_key}` is `true` or `false`, not `{value[:64]}`"
+            )
+        out[options[key]] = value == "true"
+    return out
+
+
+def with_options(attrs: Mapping[str, object], options: Mapping[str, bool]) -> dict[str, object]:
+    """``attrs`` with ``options`` set (on) or removed (off). Only the options a call names
+    change: one set otherwise (``fedbroker sso configure-saml``) is left as it is."""
+    out = dict(attrs)
+    for attr, on in options.items():
+        if on:
             out[attr] = True
+        else:
+            out.pop(attr, None)
     return out
 
 
 def create_provider(ctx: CallContext, kind: Kind, name: str, attrs: dict[str, object]) -> Entity:
     """A new provider, within IAM's quota of providers of its kind per account; its options
-    follow its tags (:func:`with_options`)."""
-    attrs = with_options(kind, attrs)
+    follow its tags (:func:`option_attrs`)."""
+    tags = attrs.get("tags")
+    if isinstance(tags, dict):
+        attrs = with_options(attrs, option_attrs(kind, tags))
     if len(ctx.store.list_entities(ctx.account_id, kind)) >= MAX_PROVIDERS:
         raise LimitExceededError(
             f"cannot exceed quota for {NOUN[kind]}sPerAccount: {MAX_PROVIDERS}"
@@ -153,8 +170,9 @@ def register_tagging(kind: Kind) -> None:
 
     def tag(ctx: CallContext, params: Params) -> dict[str, Any]:
         provider = named_provider(ctx, params, kind)
-        merged = merged_tags(provider, params.tags())
-        attrs = with_options(kind, {**provider.attrs, "tags": merged})
+        given = params.tags()
+        merged = merged_tags(provider, given)
+        attrs = with_options({**provider.attrs, "tags": merged}, option_attrs(kind, given))
         ctx.store.update_entity(replace(provider, attrs=attrs))
         return {}
 
@@ -162,7 +180,8 @@ def register_tagging(kind: Kind) -> None:
         provider = named_provider(ctx, params, kind)
         remove = {key.lower() for key in params.members("TagKeys")}
         kept = {k: v for k, v in provider.tags.items() if k.lower() not in remove}
-        attrs = with_options(kind, {**provider.attrs, "tags": kept})
+        off = {attr: False for key, attr in OPTIONS[kind].items() if key in remove}
+        attrs = with_options({**provider.attrs, "tags": kept}, off)
         ctx.store.update_entity(replace(provider, attrs=attrs))
         return {}
 

@@ -57,4 +57,6 @@ def create_app(
         resource_account=account_id,
         audit=audit or JsonlAuditSink(root / ".audit" / "events.jsonl"),
         event_source="s3.amazonaws.com",
+        # As S3: an unsigned request is anonymous, let in only by a bucket policy granting "*".
+        allow_anonymous=True,
     )

@@ -107,8 +107,8 @@ class S3App:
     # --- buckets --------------------------------------------------------------------------------
 
     def list_buckets(self, op: Operation, environ: WSGIEnvironment) -> Answer:
-        check: CheckResult | None = environ.get("fedbroker.check")
-        owner = check.caller.account.id if check is not None else ""
+        check = environ.get("fedbroker.check")
+        owner = check.caller.account.id if isinstance(check, CheckResult) else ""
         buckets = "".join(
             f"<Bucket><Name>{b.name}</Name><CreationDate>{_time(b.created)}</CreationDate></Bucket>"
             for b in self.disk.buckets()

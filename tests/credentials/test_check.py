@@ -446,6 +446,58 @@ def test_cross_account_needs_both_sides(world: World) -> None:
     ).allowed
 
 
+# --- anonymous requests -----------------------------------------------------------------------
+
+
+def test_an_anonymous_request_is_allowed_only_by_a_policy_granting_everyone(world: World) -> None:
+    def public(principal: object, effect: str = "Allow", **condition: object) -> str:
+        statement: dict[str, Any] = {
+            "Effect": effect,
+            "Principal": principal,
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{BUCKET}/*",
+        }
+        if condition:
+            statement["Condition"] = condition
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    def anonymous(policy: str | None, **kwargs: Any) -> Any:
+        return world.checker.check_anonymous(
+            "s3:GetObject", OBJECT, T0, None, policy, resource_account=world.account.id, **kwargs
+        )
+
+    assert not anonymous(None).allowed
+    assert not anonymous(public({"AWS": world.account.id})).allowed
+    assert not anonymous(public({"AWS": world.role.arn})).allowed
+    everyone = anonymous(public("*"))
+    assert everyone.allowed and everyone.decision.decided_by == "resource"
+    assert everyone.principal.type.value == "Anonymous"
+    assert "aws:PrincipalArn" not in everyone.context
+    assert anonymous(public({"AWS": "*"})).allowed
+    # Conditions on what an anonymous request has: its source address.
+    only_here = public("*", IpAddress={"aws:SourceIp": "192.0.2.0/24"})
+    assert anonymous(only_here, source_ip="192.0.2.7").allowed
+    assert not anonymous(only_here, source_ip="198.51.100.1").allowed
+    assert not anonymous(only_here).allowed
+    # An explicit deny for everyone holds, and denies signed callers too.
+    denied = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                json.loads(public("*"))["Statement"][0],
+                json.loads(public("*", "Deny"))["Statement"][0],
+            ],
+        }
+    )
+    assert not anonymous(denied).allowed
+    assert not check(world, get(world.session()), "s3:GetObject", resource_policy=denied).allowed
+    # Keys the credentials would own cannot be supplied for nobody either.
+    with pytest.raises(ValueError):
+        world.checker.check_anonymous(
+            "s3:GetObject", OBJECT, T0, {"aws:PrincipalArn": world.role.arn}, public("*")
+        )
+
+
 # --- credentials that do not authenticate -------------------------------------------------------
 
 

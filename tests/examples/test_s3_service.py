@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -337,3 +338,109 @@ def test_policy_changes_reach_the_service_and_decisions_are_audited(
     assert denied[-1]["errorCode"] == "AccessDenied"
     assert denied[-1]["requestParameters"]["resource"] == f"arn:aws:s3:::{bucket}"
     assert world["creds"]["SecretAccessKey"] not in json.dumps(events)
+
+
+def test_anonymous_requests_only_where_the_bucket_policy_grants_everyone(
+    service: Service, world: dict[str, Any]
+) -> None:
+    bucket, admin = world["bucket"], world["admin"]
+    anonymous = boto3.client(
+        "s3",
+        endpoint_url=service.url,
+        region_name="us-east-1",
+        config=Config(
+            signature_version=botocore.UNSIGNED,
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+        ),
+    )
+    # A policy naming a principal does not name nobody.
+    named = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": world["session_arn"]},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(named))
+    with pytest.raises(ClientError) as denied:
+        anonymous.get_object(Bucket=bucket, Key="public/a.txt")
+    assert error_of(denied)["Code"] == "AccessDenied"
+    assert error_of(denied)["Message"] == "Access Denied"
+    assert "EncodedAuthorizationMessage" not in error_of(denied)
+    public = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicRead",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/public/*",
+            },
+            {
+                "Sid": "ListPublic",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": "public/*"}},
+            },
+            {
+                "Sid": "NoTrash",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/public/trash/*",
+            },
+        ],
+    }
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public))
+    assert anonymous.get_object(Bucket=bucket, Key="public/a.txt")["Body"].read() == b"public a"
+    with urllib.request.urlopen(f"{service.url}/{bucket}/public/a.txt", timeout=10) as answer:
+        assert answer.read() == b"public a"
+    listed = anonymous.list_objects_v2(Bucket=bucket, Prefix="public/")
+    assert [o["Key"] for o in listed["Contents"]] == ["public/a.txt"]
+    admin.put_object(Bucket=bucket, Key="public/trash/old.txt", Body=b"old")
+    for refused in (
+        lambda: anonymous.get_object(Bucket=bucket, Key="private/b.txt"),
+        lambda: anonymous.get_object(Bucket=bucket, Key="public/trash/old.txt"),
+        lambda: anonymous.list_objects_v2(Bucket=bucket),
+        lambda: anonymous.put_object(Bucket=bucket, Key="public/new.txt", Body=b"x"),
+        lambda: anonymous.delete_object(Bucket=bucket, Key="public/a.txt"),
+        anonymous.list_buckets,
+    ):
+        with pytest.raises(ClientError) as denied:
+            refused()
+        assert (error_of(denied)["Code"], error_of(denied)["Message"]) == (
+            "AccessDenied",
+            "Access Denied",
+        )
+    # Nothing refused happened; a half-signed request is not anonymous.
+    keys = [o["Key"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["private/b.txt", "public/a.txt", "public/trash/old.txt"]
+    half = urllib.request.Request(
+        f"{service.url}/{bucket}/public/a.txt", headers={"Authorization": "AWS4-HMAC-SHA256 x"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as malformed:
+        urllib.request.urlopen(half, timeout=10)
+    assert malformed.value.code == 400
+    assert b"<Code>AuthorizationHeaderMalformed</Code>" in malformed.value.read()
+    malformed.value.close()
+    events = [
+        e
+        for e in service.audit_events()
+        if e["userIdentity"]["type"] == "AWSAccount"
+        and e["requestParameters"]["resource"].startswith(f"arn:aws:s3:::{bucket}")
+    ]
+    assert events and all(e["userIdentity"]["accountId"] == "anonymous" for e in events)
+    allowed = [e["eventName"] for e in events if "errorCode" not in e]
+    assert allowed == ["GetObject", "GetObject", "ListBucket"]
+    decided = [e["additionalEventData"]["decidedBy"] for e in events if "errorCode" not in e]
+    assert decided == ["resource"] * 3
+    assert {e["errorCode"] for e in events if "errorCode" in e} == {"AccessDenied"}
+    admin.delete_bucket_policy(Bucket=bucket)

@@ -14,7 +14,14 @@ logic").
         message = checker.encode(result, now)   # for sts:DecodeAuthorizationMessage
 
 Authentication failures raise (:class:`~fedbroker.errors.AuthenticationError` with AWS's
-outward code, the reason in ``detail``); a decision is a value, allow or deny. Steady state
+outward code, the reason in ``detail``); a decision is a value, allow or deny. A service that
+takes anonymous (unsigned) requests, as S3 does, decides them with :meth:`RequestChecker.
+check_anonymous`: only a resource policy that grants everyone (``"Principal": "*"`` or
+``{"AWS": "*"}``) can allow one; identity policies do not apply to nobody (IAM User Guide,
+"Policy evaluation logic"; Amazon S3 User Guide, "Blocking public access").
+
+Organization guardrails (SCPs, RCPs) are decided by the engine (``PolicySet.scp``/``rcp``) but
+the directory has no organization to hold them yet, so the checker applies none. Steady state
 needs no database read: session tokens carry the session, the directory is read through a
 :class:`~fedbroker.directory.view.DirectoryView` that looks at the directory version at most
 once per ``check_interval`` of the ``now`` passed in, and policy sets are compiled once per
@@ -44,6 +51,7 @@ from fedbroker.policy import (
     Policy,
     PolicyKind,
     PolicySet,
+    PrincipalType,
     make_request,
     parse_policy,
 )
@@ -109,6 +117,28 @@ class CheckResult:
         return f"{head} because no {kind} allows the {self.action} action"
 
 
+@dataclass(frozen=True, slots=True)
+class AnonymousResult:
+    """An unsigned request and the engine's decision on it (see
+    :meth:`RequestChecker.check_anonymous`)."""
+
+    action: str
+    resource: str
+    context: Mapping[str, object]
+    decision: Decision
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.effect is Effect.ALLOW
+
+    @property
+    def principal(self) -> EnginePrincipal:
+        return ANONYMOUS
+
+
+ANONYMOUS = EnginePrincipal("*", PrincipalType.ANONYMOUS)
+
+
 def _kind(label: str) -> str:
     if label.startswith("scp"):
         return "service control policy"
@@ -146,6 +176,7 @@ class RequestChecker:
         self._lock = threading.Lock()
         self._resource_policies: dict[str, Policy] = {}
         self._combined: dict[tuple[PolicySet, Policy], PolicySet] = {}
+        self._anonymous: dict[Policy, PolicySet] = {}
 
     def check(
         self,
@@ -212,6 +243,52 @@ class RequestChecker:
             action, resource, caller.principal, context, resource_account or caller.account.id
         )
         return CheckResult(caller, auth, action, resource, context, policies.authorize(request))
+
+    def check_anonymous(
+        self,
+        action: str,
+        resource: str,
+        now: datetime,
+        extra_context: Mapping[str, object] | None = None,
+        resource_policy: Policy | str | None = None,
+        *,
+        source_ip: str | None = None,
+        secure_transport: bool = False,
+        resource_account: str | None = None,
+    ) -> AnonymousResult:
+        """The decision on an unsigned request: allowed only by ``resource_policy`` granting
+        everyone, never by anything else (no policy: denied). Same arguments as :meth:`check`;
+        the context has only the keys that need no caller (time, transport)."""
+        context: dict[str, object] = {
+            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:EpochTime": str(int(now.timestamp())),
+            "aws:SecureTransport": "true" if secure_transport else "false",
+            "aws:ViaAWSService": "false",
+            "aws:PrincipalIsAWSService": "false",
+        }
+        if source_ip is not None:
+            context["aws:SourceIp"] = source_ip
+        if extra_context:
+            _merge(context, extra_context)
+        if resource_policy is None:
+            policies = _ROOT
+        else:
+            policy = (
+                self._parse(resource_policy)
+                if isinstance(resource_policy, str)
+                else resource_policy
+            )
+            policies = self._anonymous.get(policy) or self._remember_anonymous(policy)
+        request = make_request(action, resource, ANONYMOUS, context, resource_account)
+        return AnonymousResult(action, resource, context, policies.authorize(request))
+
+    def _remember_anonymous(self, policy: Policy) -> PolicySet:
+        policies = PolicySet(resource=policy)
+        with self._lock:
+            if len(self._anonymous) >= _CACHE_LIMIT:
+                self._anonymous.clear()
+            self._anonymous[policy] = policies
+        return policies
 
     def encode(self, result: CheckResult, now: datetime) -> str:
         """The encoded authorization message of ``result`` (sealed; see

@@ -9,12 +9,19 @@ endpoint, or an operation the app refuses by itself): the default is the app's t
 make ``route`` and the app's own dispatch the same function.
 
 Allowed requests reach the app with the body put back in ``wsgi.input``, the
-:class:`~fedbroker.credentials.check.CheckResult` in ``environ["fedbroker.check"]`` and the
-request id in ``environ["fedbroker.request_id"]``. Everything else is refused through the
-renderer: authentication failures with their AWS codes, denials with ``AccessDenied`` and an
-encoded authorization message that ``sts:DecodeAuthorizationMessage`` opens for callers
-allowed to. A service bug (a malformed resource policy, a route supplying a key the
-credentials own) fails closed, as a 500.
+:class:`~fedbroker.credentials.check.CheckResult` in ``environ["fedbroker.check"]`` (an
+:class:`~fedbroker.credentials.check.AnonymousResult` for an anonymous one) and the request id
+in ``environ["fedbroker.request_id"]``.
+
+With ``allow_anonymous``, a request that carries no signature at all is decided as an
+anonymous one, as S3 does: only a resource policy granting everyone (``"Principal": "*"``)
+lets it in, and a denial is S3's plain ``AccessDenied`` "Access Denied" (there is nobody to
+explain the decision to). Without it, an unsigned request is refused as unauthenticated.
+
+Everything else is refused through the renderer: authentication failures with their AWS
+codes, denials with ``AccessDenied`` and an encoded authorization message that
+``sts:DecodeAuthorizationMessage`` opens for callers allowed to. A service bug (a malformed
+resource policy, a route supplying a key the credentials own) fails closed, as a 500.
 """
 
 from __future__ import annotations
@@ -29,8 +36,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from fedbroker.audit.events import AuditEvent, AuditSink, UserIdentity
 from fedbroker.clock import Clock, SystemClock
-from fedbroker.credentials.check import CheckResult, RequestChecker
-from fedbroker.credentials.sigv4 import HttpRequest
+from fedbroker.credentials.check import AnonymousResult, CheckResult, RequestChecker
+from fedbroker.credentials.sigv4 import HttpRequest, parse_auth
 from fedbroker.directory.ids import new_request_id
 from fedbroker.enforce.errors import ErrorRenderer, Refusal, json_error
 from fedbroker.errors import FedbrokerError, MalformedPolicyDocumentError, PayloadTooLargeError
@@ -51,6 +58,9 @@ class Route(NamedTuple):
 
 
 Router = Callable[[WSGIEnvironment], tuple[str, str] | Route | None]
+Result = CheckResult | AnonymousResult
+# CloudTrail's userIdentity of an anonymous request (S3 data events).
+ANONYMOUS_IDENTITY = UserIdentity("AWSAccount", "", None, "anonymous")
 
 
 class Enforcer:
@@ -74,6 +84,7 @@ class Enforcer:
         resource_account: str | None = None,
         audit: AuditSink | None = None,
         event_source: str = "fedbroker.enforce",
+        allow_anonymous: bool = False,
     ) -> None:
         self.app = app
         self.checker = checker
@@ -84,6 +95,7 @@ class Enforcer:
         self.resource_account = resource_account
         self.audit = audit
         self.event_source = event_source
+        self.allow_anonymous = allow_anonymous
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         routed = self.route(environ)
@@ -92,7 +104,7 @@ class Enforcer:
         route = routed if isinstance(routed, Route) else Route(*routed)
         request_id = new_request_id()
         now = self.clock.now()
-        result: CheckResult | None = None
+        result: Result | None = None
         try:
             body = _read_body(environ, self.max_body_bytes)
             request = HttpRequest(
@@ -102,17 +114,30 @@ class Enforcer:
                 headers=request_headers(environ),
                 body=body,
             )
-            result = self.checker.check(
-                request,
-                route.action,
-                route.resource,
-                now,
-                route.context,
-                route.resource_policy,
-                source_ip=environ.get("REMOTE_ADDR") or None,
-                secure_transport=environ.get("wsgi.url_scheme") == "https",
-                resource_account=self.resource_account,
-            )
+            transport: dict[str, Any] = {
+                "source_ip": environ.get("REMOTE_ADDR") or None,
+                "secure_transport": environ.get("wsgi.url_scheme") == "https",
+                "resource_account": self.resource_account,
+            }
+            if self.allow_anonymous and parse_auth(request) is None:
+                result = self.checker.check_anonymous(
+                    route.action,
+                    route.resource,
+                    now,
+                    route.context,
+                    route.resource_policy,
+                    **transport,
+                )
+            else:
+                result = self.checker.check(
+                    request,
+                    route.action,
+                    route.resource,
+                    now,
+                    route.context,
+                    route.resource_policy,
+                    **transport,
+                )
         except (MalformedPolicyDocumentError, ValueError) as exc:
             log.error("refused %s on %s: the service's check is broken: %s", *route[:2], exc)
             refusal = Refusal("InternalFailure", "internal error", 500, request_id, *route[:2])
@@ -122,7 +147,12 @@ class Enforcer:
             log.info("refused %s on %s: %s (%s)", *route[:2], exc.code, detail or exc.message)
             refusal = Refusal(exc.code, exc.message, exc.status, request_id, *route[:2])
             return self._refuse(refusal, None, environ, start_response, detail)
-        if not result.allowed:
+        if isinstance(result, AnonymousResult) and not result.allowed:
+            refusal = Refusal(
+                "AccessDenied", "Access Denied", 403, request_id, route.action, route.resource
+            )
+            return self._refuse(refusal, result, environ, start_response)
+        if isinstance(result, CheckResult) and not result.allowed:
             refusal = Refusal(
                 "AccessDenied",
                 result.denial_message(),
@@ -143,7 +173,7 @@ class Enforcer:
     def _refuse(
         self,
         refusal: Refusal,
-        result: CheckResult | None,
+        result: Result | None,
         environ: WSGIEnvironment,
         start_response: StartResponse,
         detail: str | None = None,
@@ -166,13 +196,19 @@ class Enforcer:
         environ: WSGIEnvironment,
         route: Route,
         request_id: str,
-        result: CheckResult | None,
+        result: Result | None,
         refusal: Refusal | None,
         detail: str | None = None,
     ) -> None:
         if self.audit is None:
             return
-        identity = result.caller.identity if result is not None else UserIdentity("Unknown")
+        identity = UserIdentity("Unknown")
+        region, account = "", None
+        if isinstance(result, CheckResult):
+            identity, region = result.caller.identity, result.auth.region
+            account = result.caller.account.id
+        elif isinstance(result, AnonymousResult):
+            identity, account = ANONYMOUS_IDENTITY, self.resource_account
         error_message = None
         if refusal is not None:
             error_message = f"{refusal.message} ({detail})" if detail else refusal.message
@@ -185,7 +221,7 @@ class Enforcer:
                 event_time=self.clock.now(),
                 event_source=self.event_source,
                 event_name=route.action.partition(":")[2] or route.action,
-                region=result.auth.region if result is not None else "",
+                region=region,
                 source_ip=str(environ.get("REMOTE_ADDR", "")),
                 user_agent=str(environ.get("HTTP_USER_AGENT", ""))[:256],
                 user_identity=identity,
@@ -194,7 +230,7 @@ class Enforcer:
                 error_code=refusal.code if refusal is not None else None,
                 error_message=error_message,
                 read_only=environ.get("REQUEST_METHOD") in ("GET", "HEAD"),
-                recipient_account_id=result.caller.account.id if result is not None else None,
+                recipient_account_id=account,
                 additional=additional or None,
             )
         )

@@ -2,24 +2,36 @@
 which SQL statements it costs.
 
 The broker's own app (``create_app`` on the benchmark server's data directory, so the same
-SQLite database, provider, role and key ring) answers the very request wrk replays, through
-Flask's test client (no HTTP, no gunicorn) and through ``fedbroker.sts.api.execute`` (no
-Flask). One real exchange is run with the operation's inner calls wrapped, in this process
-only, to capture their arguments (the verified token, the trust context, the session claims,
-the audit event, the result); each step is then timed on its own with those arguments, in
-interleaved rounds:
+SQLite database, provider, role and key ring) answers the very request wrk replays, in this
+process: through its WSGI callable with a prepared environ (no HTTP, no gunicorn, no test
+client), through Flask's test client, and through ``fedbroker.sts.api.execute`` alone. One
+real exchange is run with the operation's inner calls wrapped, in this process only, to
+capture their arguments (the verified token, the trust context, the session claims, the audit
+event, the result); each step is then timed on its own with those arguments, in interleaved
+rounds:
 
-- the ID token check (``OidcVerifier.verify`` with the provider given from memory), and the
-  signature alone through joserfc and through raw ``cryptography`` (the floor);
-- the two directory reads the operation makes (the OIDC provider, the role);
-- the trust policy: ``parse_policy`` of the role's document, and its evaluation;
+- the ID token check (``OidcVerifier.verify`` with the provider given from memory), its
+  signature check alone (``fedbroker.federation.oidc._signature_valid``), raw
+  ``cryptography`` (the floor) and, for comparison, joserfc's ``jws.deserialize_compact``
+  (what the check used before);
+- the per-request directory cost: ``DirectoryView.refresh`` (the store's ``change_hint``),
+  the provider and role reads from the view's memory, and what a store read would cost;
+- the trust policy: the check as the operation calls it, ``parse_policy``, evaluation;
 - minting and sealing the credentials (``issue_credentials`` with the key ring);
 - the audit event (``JsonlAuditSink.emit``), the XML answer, parsing the form.
 
+*In situ*, the own time of each step (nested steps excluded) is measured inside real
+exchanges driven through the WSGI callable, the steps wrapped with a timer:
+``fedbroker.web.query.handle`` (a module function the ``QueryEndpoint`` middleware calls by
+its global name), ``sts.api.execute``, the verifier, the view's ``refresh`` and ``get_entity``,
+the change hint, the trust check, ``issue_credentials``, the audit.
+
 SQL statements are counted with SQLAlchemy's ``before_cursor_execute`` and ``begin`` events
 and the pool's ``checkout`` event over a few hundred exchanges, each attributed to the store
-method that ran it (the store's public methods are wrapped on the instance). Last, cProfile
-over the same exchanges lists the functions with the most time of their own.
+method that ran it (the store's public methods are wrapped on the instance); the change hint
+(SQLite ``PRAGMA data_version`` on the store's own ``sqlite3`` connection, outside
+SQLAlchemy) is counted apart. Last, cProfile over the same exchanges lists the functions with
+the most time of their own.
 """
 
 from __future__ import annotations
@@ -27,15 +39,12 @@ from __future__ import annotations
 import base64
 import collections
 import cProfile
-import dataclasses
 import enum
-import functools
 import inspect
-import json
+import io
 import math
 import pstats
 import statistics
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -53,7 +62,6 @@ ACTION = "AssumeRoleWithWebIdentity"
 ROUNDS = 9
 MIN_BLOCK_NS = 4_000_000  # each timed block lasts at least ~4 ms
 IN_SITU_CALLS = 60
-PROTOTYPE_CALLS = 40
 SQL_CALLS = 300
 PROFILE_CALLS = 300
 TOP_FUNCTIONS = 15
@@ -63,7 +71,8 @@ TOP_FUNCTIONS = 15
 class StepTime:
     key: str
     label: str
-    us: float
+    us: float  # wall clock: what a caller waits, preemption on a busy machine included
+    cpu_us: float  # this process's CPU time: comparable with a server's CPU per request
 
 
 @dataclass
@@ -76,8 +85,8 @@ class SqlLine:
 
 @dataclass
 class Profile:
+    wholes: list[StepTime]  # WHOLES: whole exchanges (and the bare endpoint), uninstrumented
     in_situ: dict[str, float]  # IN_SITU key (and "whole") -> median µs per exchange
-    prototypes: dict[str, float] | None  # PROTOTYPES key -> median µs per execute
     steps: list[StepTime]
     sql_calls: int
     sql_seconds: float
@@ -86,22 +95,26 @@ class Profile:
     control_per_call: float  # BEGIN sent as SQL (SQLite)
     checkouts_per_call: float
     begins_per_call: float
+    hints_per_call: float  # the store's change_hint (not through SQLAlchemy)
     hot: Hot
     notes: list[str] = field(default_factory=list)
 
     def us(self, key: str) -> float:
         return next(s.us for s in self.steps if s.key == key)
 
-    @property
-    def saved_us(self) -> float:
-        """What the prototyped fixes together take off one exchange (0 when not measured)."""
-        if not self.prototypes:
-            return 0.0
-        return self.prototypes["today"] - min(self.prototypes.values())
+    def whole(self, key: str) -> float:
+        """Wall-clock µs of a whole request (:data:`WHOLES`)."""
+        return next(s.us for s in self.wholes if s.key == key)
+
+    def whole_cpu(self, key: str) -> float:
+        """CPU µs of a whole request (:data:`WHOLES`)."""
+        return next(s.cpu_us for s in self.wholes if s.key == key)
 
     @property
-    def database_us(self) -> float:
-        return sum(self.in_situ.get(k, 0.0) for k in ("read provider", "read role", "version"))
+    def directory_us(self) -> float:
+        """In situ: what the directory costs an exchange (refresh, hint, reads, store)."""
+        keys = ("refresh", "hint", "read provider", "read role", "store read", "version")
+        return sum(self.in_situ.get(k, 0.0) for k in keys)
 
 
 # --- capturing one real exchange --------------------------------------------------------------
@@ -217,15 +230,21 @@ def _time_steps(steps: dict[str, tuple[str, Callable[[], object]]]) -> list[Step
         elapsed = max(1, time.perf_counter_ns() - start)
         reps[key] = max(1, min(2000, math.ceil(MIN_BLOCK_NS / elapsed)))
     samples: dict[str, list[float]] = {key: [] for key in steps}
+    cpu: dict[str, list[float]] = {key: [] for key in steps}
     keys = list(steps)
     for index in range(ROUNDS):
         for key in keys[index % len(keys) :] + keys[: index % len(keys)]:
             run, n = steps[key][1], reps[key]
+            start_cpu = time.process_time_ns()
             start = time.perf_counter_ns()
             for _ in range(n):
                 run()
             samples[key].append((time.perf_counter_ns() - start) / n / 1000)
-    return [StepTime(key, steps[key][0], statistics.median(samples[key])) for key in steps]
+            cpu[key].append((time.process_time_ns() - start_cpu) / n / 1000)
+    return [
+        StepTime(key, steps[key][0], statistics.median(samples[key]), statistics.median(cpu[key]))
+        for key in steps
+    ]
 
 
 # --- SQL --------------------------------------------------------------------------------------
@@ -285,12 +304,22 @@ def _store_wrapped(store: Any, recorder: _SqlRecorder) -> Iterator[None]:
             delattr(store, name)
 
 
-def _count_sql(store: Any, exchange: Callable[[int], None]) -> tuple[_SqlRecorder, float]:
+def _count_sql(
+    store: Any, view: Any, exchange: Callable[[int], None]
+) -> tuple[_SqlRecorder, float, int]:
+    """SQL statements (and the view's change-hint calls) over :data:`SQL_CALLS` exchanges."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
     from sqlalchemy.pool import Pool
 
     recorder = _SqlRecorder()
+    hints = [0]
+    hint = view._change_hint  # bound to the store's change_hint when the view was made
+
+    def counted_hint() -> Any:
+        hints[0] += 1
+        return hint()
+
     listeners = (
         (Engine, "before_cursor_execute", recorder.on_statement),
         (Engine, "begin", recorder.on_begin),
@@ -298,15 +327,17 @@ def _count_sql(store: Any, exchange: Callable[[int], None]) -> tuple[_SqlRecorde
     )
     for target, name, fn in listeners:
         event.listen(target, name, fn)
+    view._change_hint = counted_hint
     try:
         with _store_wrapped(store, recorder):
             started = time.perf_counter()
             exchange(SQL_CALLS)
             seconds = time.perf_counter() - started
     finally:
+        view._change_hint = hint
         for target, name, fn in listeners:
             event.remove(target, name, fn)
-    return recorder, seconds
+    return recorder, seconds, hints[0]
 
 
 # --- cProfile ---------------------------------------------------------------------------------
@@ -371,7 +402,7 @@ def _package(func: tuple[str, int, str]) -> str:
     if "site-packages" in parts:
         return parts[parts.index("site-packages") + 1].removesuffix(".py")
     if "bench" in parts:
-        return "bench (the test client loop)"
+        return "bench (the WSGI loop)"
     return "standard library (Python)"
 
 
@@ -418,74 +449,85 @@ class _InSitu:
 
 @contextmanager
 def _instrumented(app: Any, recorder: _InSitu) -> Iterator[None]:
+    """Wrap the steps of :data:`IN_SITU` with ``recorder``'s timer, in this process only."""
     from fedbroker.directory.model import Kind
     from fedbroker.sts import api as sts_api
     from fedbroker.sts import web_identity
+    from fedbroker.web import query
 
     def entity_key(*args: Any) -> str:
         return "read provider" if Kind.OIDC_PROVIDER in args else "read role"
 
     services = app.extensions["fedbroker.services"]
-    store = services.store
+    store, view = services.store, services.directory
     patches: list[tuple[Any, str, str | Callable[..., str]]] = [
-        (app.view_functions, "query.query", "query"),
+        (app, "wsgi_app", "endpoint"),  # the QueryEndpoint middleware
+        (query, "handle", "handle"),
         (sts_api, "execute", "execute"),
         (sts_api, "_audit", "audit"),
         (web_identity, trust_function(), "trust"),
         (web_identity, "issue_credentials", "issue"),
         (services.web_identity, "verify", "verify"),
-        (store, "get_entity", entity_key),
+        (view, "refresh", "refresh"),
+        (view, "_change_hint", "hint"),  # the store's change_hint, bound when the view was made
+        (view, "get_entity", entity_key),
+        (store, "get_entity", "store read"),
         (store, "directory_version", "version"),
     ]
-    originals = [(owner, name, _get(owner, name)) for owner, name, _ in patches]
+    originals = [
+        (owner, name, getattr(owner, name), inspect.ismodule(owner) or name in vars(owner))
+        for owner, name, _ in patches
+    ]
     try:
         for owner, name, key in patches:
-            _set(owner, name, recorder.wrap(key, _get(owner, name)))
+            setattr(owner, name, recorder.wrap(key, getattr(owner, name)))
         yield
     finally:
-        for owner, name, original in originals:
-            if isinstance(owner, dict) or inspect.ismodule(owner):
-                _set(owner, name, original)
+        for owner, name, original, own in reversed(originals):
+            if own:  # a module's function or the instance's own attribute
+                setattr(owner, name, original)
             else:
                 delattr(owner, name)  # the class's method again
 
 
-def _get(owner: Any, name: str) -> Any:
-    return owner[name] if isinstance(owner, dict) else getattr(owner, name)
-
-
-def _set(owner: Any, name: str, value: Any) -> None:
-    if isinstance(owner, dict):
-        owner[name] = value
-    else:
-        setattr(owner, name, value)
-
-
 #: In-situ rows: key, label. ``outside`` is the whole exchange less everything below it.
 IN_SITU = (
-    ("verify", "verify the ID token (`OidcVerifier.verify`, less the provider read)"),
-    ("read provider", "read the OIDC provider (`store.get_entity` in `web_identity._lookup`)"),
-    ("read role", "read the role (`store.get_entity` in `sts.operations.find_role`)"),
+    ("verify", "verify the ID token (`OidcVerifier.verify`: parse, claims, `_signature_valid`)"),
+    ("read provider", "the OIDC provider from the view (`directory.get_entity` in `_lookup`)"),
+    ("read role", "the role from the view (`directory.get_entity` in `find_role`)"),
+    ("refresh", "`DirectoryView.refresh`, once per call (less the hint)"),
+    ("hint", "the store's `change_hint` (SQLite `PRAGMA data_version`, own connection)"),
+    ("store read", "`store.get_entity` (only on a miss of the view)"),
+    ("version", "`store.directory_version` (the key ring's check; the view when the hint moved)"),
     ("trust", "trust policy check (`authorize_federated`: compiled policy, evaluation)"),
     ("issue", "mint and seal the credentials (`issue_credentials`)"),
     ("audit", "audit event (`sts.api._audit`: record + `JsonlAuditSink.emit`)"),
-    ("version", "key ring: directory version check (`store.directory_version`)"),
     ("execute", "the rest of `sts.api.execute` and the operation (parameters, context, claims)"),
-    ("query", "`web.query.query` outside `execute`: body, form, request id, XML, `Response`"),
-    ("outside", "Flask and its test client (routing, WSGI environ, request and response objects)"),
+    ("handle", "`web.query.handle` outside `execute`: form, request meta, XML document"),
+    ("endpoint", "`QueryEndpoint.__call__` outside `handle`: environ read, request id, headers"),
+    ("outside", "the rest: `Flask.__call__` and the benchmark's loop (environ copy, body check)"),
+)
+
+#: Whole requests timed without instrumentation: key, label.
+WHOLES = (
+    ("wsgi", "fedbroker: its WSGI app called with a prepared environ (no test client)"),
+    ("client", "fedbroker through Flask's test client (`client.post`)"),
+    ("execute", "fedbroker: `sts.api.execute` alone (no form parsing, no XML, no WSGI)"),
+    ("hello wsgi", "bare endpoint (`bench/flask_hello.py`): its WSGI app, the same environ"),
+    ("hello client", "bare endpoint through its test client"),
 )
 
 
-def _in_situ(app: Any, via_flask: Callable[[int], None]) -> dict[str, float]:
+def _in_situ(app: Any, exchanges: Callable[[int], None]) -> dict[str, float]:
     """Median µs per exchange of each row of :data:`IN_SITU` and of the whole, over rounds."""
     samples: dict[str, list[float]] = collections.defaultdict(list)
     recorder = _InSitu()
     with _instrumented(app, recorder):
-        via_flask(5)
+        exchanges(5)
         for _ in range(ROUNDS):
             recorder.ns.clear()
             start = time.perf_counter_ns()
-            via_flask(IN_SITU_CALLS)
+            exchanges(IN_SITU_CALLS)
             whole = time.perf_counter_ns() - start
             inside = sum(recorder.ns.values())
             samples["whole"].append(whole / IN_SITU_CALLS / 1000)
@@ -496,87 +538,55 @@ def _in_situ(app: Any, via_flask: Callable[[int], None]) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
-# --- prototypes of the fixes (this process only) ---------------------------------------------
+# --- WSGI without a test client ---------------------------------------------------------------
 
 
-class KeptOpenAuditSink:
-    """``JsonlAuditSink`` with the log opened once: one write and one flush per event."""
+def prepared_environ(request: SignedRequest) -> dict[str, Any]:
+    """The WSGI environ of ``request`` as werkzeug builds it (``REMOTE_ADDR`` 127.0.0.1), with
+    gunicorn's ``RAW_URI``; ``wsgi.input`` is replaced on every call."""
+    from werkzeug.test import EnvironBuilder
 
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("a", encoding="utf-8")
-        self._lock = threading.Lock()
-
-    def emit(self, event: Any) -> None:
-        line = json.dumps(event.to_record(), separators=(",", ":"), default=str)
-        with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-#: Cumulative variants of ``sts.api.execute``: key, label.
-PROTOTYPES = (
-    ("today", "`sts.api.execute` as it is"),
-    (
-        "view",
-        "+ the provider and the role read through `DirectoryView` (refreshed with the "
-        "request's time, as the check on use does)",
-    ),
-    ("parse", "+ the trust policy's `parse_policy` memoised on its text"),
-    ("audit", "+ the audit log kept open (one write and flush per event)"),
-)
-
-
-def _prototypes(
-    services: Any, form: dict[str, str], meta: Any, audit_path: Path
-) -> dict[str, float] | None:
-    """Median µs per ``execute`` of each :data:`PROTOTYPES` variant, interleaved rounds;
-    ``None`` when this fedbroker has no ``DirectoryView``."""
+    parts = urllib.parse.urlsplit(request.url)
+    builder = EnvironBuilder(
+        path=parts.path or "/",
+        method="POST",
+        headers=list(request.headers.items()),
+        data=request.body,
+        base_url=f"{parts.scheme}://{parts.netloc}",
+    )
     try:
-        from fedbroker.directory.view import DirectoryView
-    except ImportError:
-        return None
-    from fedbroker.sts import api as sts_api
-    from fedbroker.sts import web_identity
-
-    view = DirectoryView(services.store)
-    with_view = dataclasses.replace(services, store=view)
-    sink = KeptOpenAuditSink(audit_path)
-    with_sink = dataclasses.replace(with_view, audit=sink)
-    # Older code parsed the trust policy on every exchange (``web_identity.parse_policy``);
-    # newer code compiles it once per text, and this variant has nothing to change.
-    original_parse = getattr(web_identity, "parse_policy", None)
-    memoised = functools.lru_cache(maxsize=256)(original_parse) if original_parse else None
-    plan: dict[str, tuple[Any, bool]] = {
-        "today": (services, False),
-        "view": (with_view, False),
-        "parse": (with_view, True),
-        "audit": (with_sink, True),
-    }
-    if memoised is None:
-        del plan["parse"]
-    samples: dict[str, list[float]] = {key: [] for key in plan}
-    keys = list(plan)
-    try:
-        for index in range(ROUNDS + 1):
-            for key in keys[index % len(keys) :] + keys[: index % len(keys)]:
-                chosen, memo = plan[key]
-                if memoised is not None:
-                    setattr(web_identity, "parse_policy", memoised if memo else original_parse)  # noqa: B010
-                start = time.perf_counter_ns()
-                for _ in range(PROTOTYPE_CALLS):
-                    view.refresh(services.clock.now())
-                    sts_api.execute(chosen, None, meta, ACTION, form)
-                if index:  # the first round warms every variant up
-                    elapsed = time.perf_counter_ns() - start
-                    samples[key].append(elapsed / PROTOTYPE_CALLS / 1000)
+        environ: dict[str, Any] = builder.get_environ()
     finally:
-        if original_parse is not None:
-            setattr(web_identity, "parse_policy", original_parse)  # noqa: B010
-        sink.close()
-    return {key: statistics.median(values) for key, values in samples.items()}
+        builder.close()
+    environ["RAW_URI"] = parts.path or "/"
+    environ.pop("wsgi.input", None)
+    return environ
+
+
+def wsgi_call(
+    app: Callable[..., Any], environ: dict[str, Any], body: bytes
+) -> Callable[[], tuple[str, bytes]]:
+    """One request straight into ``app``: a copy of ``environ``, a fresh body stream, the
+    status line and the joined body back (the iterable closed, as a server does)."""
+
+    def call() -> tuple[str, bytes]:
+        env = dict(environ)
+        env["wsgi.input"] = io.BytesIO(body)
+        status: list[str] = []
+
+        def start_response(line: str, headers: Any, exc_info: Any = None) -> None:
+            status.append(line)
+
+        chunks = app(env, start_response)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return status[0], data
+
+    return call
 
 
 # --- the measurement --------------------------------------------------------------------------
@@ -585,12 +595,11 @@ def _prototypes(
 def measure(
     data_dir: Path, exchange: SignedRequest, token: str, public_key: rsa.RSAPublicKey, log: Log
 ) -> Profile:
-    from joserfc import jws
-
     from bench.flask_hello import app as hello_app
     from fedbroker.config import Settings
     from fedbroker.credentials.session_token import issue_credentials
     from fedbroker.directory.model import Kind
+    from fedbroker.federation.oidc import _signature_valid
     from fedbroker.iam.api import RequestMeta
     from fedbroker.policy import PolicyKind, PolicySet, make_request, parse_policy
     from fedbroker.sts import api as sts_api
@@ -601,7 +610,7 @@ def measure(
     hello = hello_app.test_client()
     app = create_app(Settings(data_dir=data_dir))
     services = app.extensions["fedbroker.services"]
-    store = services.store
+    store, view = services.store, services.directory
     client = app.test_client()
     parts = urllib.parse.urlsplit(exchange.url)
     base_url = f"{parts.scheme}://{parts.netloc}"
@@ -613,18 +622,32 @@ def measure(
         user_agent="bench",
         secure_transport=False,
     )
+    environ = prepared_environ(exchange)
+    fedbroker_wsgi = wsgi_call(app, environ, exchange.body)
+    hello_wsgi = wsgi_call(hello_app, environ, exchange.body)
 
-    def via_flask(count: int) -> None:
+    def checked(status: int | str, data: bytes) -> None:
+        if not str(status).startswith("200") or b"<AccessKeyId>ASIA" not in data:
+            text = data.decode("utf-8", errors="replace")
+            raise HttpBenchError(f"sts profile: HTTP {status}: {text[:300]}")
+
+    def via_client(count: int) -> None:
         for _ in range(count):
             answer = client.post(
                 "/", data=exchange.body, headers=exchange.headers, base_url=base_url
             )
-            text = answer.get_data(as_text=True)
-            if answer.status_code != 200 or "<AccessKeyId>ASIA" not in text:
-                raise HttpBenchError(f"sts profile: HTTP {answer.status_code}: {text[:300]}")
+            checked(answer.status_code, answer.get_data())
+
+    def via_wsgi(count: int) -> None:
+        for _ in range(count):
+            checked(*fedbroker_wsgi())
 
     try:
-        via_flask(3)  # fetches the JWKS, loads the key ring
+        via_client(3)  # fetches the JWKS, loads the key ring
+        via_wsgi(3)
+        status, data = hello_wsgi()
+        if not status.startswith("200") or data != b"hello":
+            raise HttpBenchError(f"sts profile: flask_hello answered {status} {data[:100]!r}")
         got = _capture(services, form, meta)
         trust_check = getattr(web_identity, trust_function())
         verifier = services.web_identity
@@ -635,10 +658,10 @@ def measure(
         ring, claims, issued_at = got.issue
         trust_text = str(role.attrs["trust_policy"])
         trust = parse_policy(trust_text, PolicyKind.TRUST, f"{role.arn} trust", enforce_size=False)
-        key = verifier.jwks.keys(provider_ref.url, now).by_kid(verified.kid).key
-        registry = getattr(verifier, "_registry", None)
+        provider_key = verifier.jwks.keys(provider_ref.url, now).by_kid(verified.kid)
         signing_input, _, signature = token.rpartition(".")
         sig = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        change_hint = view._change_hint
 
         def evaluate() -> object:
             policies = PolicySet(resource=trust, resource_required=True)
@@ -651,11 +674,9 @@ def measure(
                 "`OidcVerifier.verify` (provider from memory, JWKS cached)",
                 lambda: verifier.verify(token, lambda _name: provider_ref, now),
             ),
-            "joserfc": (
-                "of which the signature: joserfc `jws.deserialize_compact`",
-                lambda: jws.deserialize_compact(
-                    token, key, algorithms=[verified.algorithm], registry=registry
-                ),
+            "signature": (
+                "of which the signature: `oidc._signature_valid` (`cryptography`)",
+                lambda: _signature_valid(token, provider_key, verified.algorithm),
             ),
             "floor": (
                 "the floor: raw `cryptography` RS256 verify of the same token",
@@ -663,12 +684,21 @@ def measure(
                     sig, signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()
                 ),
             ),
-            "read role": (
-                "`store.get_entity` of the role (one SQLite read)",
+            "refresh": (
+                "`DirectoryView.refresh` with nothing written (one change hint)",
+                lambda: view.refresh(now),
+            ),
+            "hint": ("`store.change_hint()`: SQLite `PRAGMA data_version`", change_hint),
+            "view read": (
+                "`directory.get_entity` of the role (from the view's memory)",
+                lambda: view.get_entity(role.account_id, Kind.ROLE, role.name),
+            ),
+            "store read": (
+                "`store.get_entity` of the role (one SQLite read: what the view saves)",
                 lambda: store.get_entity(role.account_id, Kind.ROLE, role.name),
             ),
             "version": (
-                "`store.directory_version()` (one SQLite read)",
+                "`store.directory_version()` (one SQLite read: after a change)",
                 store.directory_version,
             ),
             "trust check": (
@@ -676,7 +706,7 @@ def measure(
                 lambda: trust_check(*got.authorize),
             ),
             "trust parse": (
-                "`parse_policy` of the trust policy (what a check without a compiled copy adds)",
+                "`parse_policy` of the trust policy (done once per text, not per exchange)",
                 lambda: parse_policy(
                     trust_text, PolicyKind.TRUST, f"{role.arn} trust", enforce_size=False
                 ),
@@ -690,7 +720,7 @@ def measure(
                 lambda: issue_credentials(ring, claims, issued_at),
             ),
             "audit": (
-                "`JsonlAuditSink.emit`: JSON record, open + append + close of the log",
+                "`JsonlAuditSink.emit`: JSON record, one write to the log kept open",
                 lambda: services.audit.emit(got.event),
             ),
             "xml": (
@@ -698,18 +728,30 @@ def measure(
                 lambda: xml.response(ACTION, got.result, "bench", sts_api.NAMESPACE),
             ),
             "form": ("`parse_qsl` of the request body", lambda: form_parse(body_text)),
-            "hello": (
-                "for comparison: the same POST to `bench/flask_hello.py` through its test client",
+        }
+        joserfc = _joserfc_step(token, provider_key, verified.algorithm)
+        if joserfc is not None:  # after the floor
+            steps = dict([*list(steps.items())[:3], ("joserfc", joserfc), *list(steps.items())[3:]])
+        wholes: dict[str, tuple[str, Callable[[], object]]] = {
+            "wsgi": (dict(WHOLES)["wsgi"], lambda: checked(*fedbroker_wsgi())),
+            "client": (dict(WHOLES)["client"], lambda: via_client(1)),
+            "execute": (
+                dict(WHOLES)["execute"],
+                lambda: sts_api.execute(services, None, meta, ACTION, form),
+            ),
+            "hello wsgi": (dict(WHOLES)["hello wsgi"], hello_wsgi),
+            "hello client": (
+                dict(WHOLES)["hello client"],
                 lambda: hello.post(
                     "/", data=exchange.body, headers=exchange.headers, base_url=base_url
                 ),
             ),
         }
-        in_situ = _in_situ(app, via_flask)
-        prototypes = _prototypes(services, form, meta, data_dir / "bench-prototype-audit.jsonl")
+        in_situ = _in_situ(app, via_wsgi)
+        wholes_timed = _time_steps(wholes)
         steps_timed = _time_steps(steps)
-        recorder, sql_seconds = _count_sql(store, via_flask)
-        hot = _hot_functions(via_flask)
+        recorder, sql_seconds, hints = _count_sql(store, view, via_wsgi)
+        hot = _hot_functions(via_wsgi)
     finally:
         store.close()
     queries = [(c, s) for c, s in recorder.statements if not _is_control(s)]
@@ -719,8 +761,8 @@ def measure(
         SqlLine(caller, what, n / SQL_CALLS, samples[what]) for (caller, what), n in counts.items()
     ]
     profile = Profile(
+        wholes=wholes_timed,
         in_situ=in_situ,
-        prototypes=prototypes,
         steps=steps_timed,
         sql_calls=SQL_CALLS,
         sql_seconds=sql_seconds,
@@ -729,13 +771,31 @@ def measure(
         control_per_call=(len(recorder.statements) - len(queries)) / SQL_CALLS,
         checkouts_per_call=recorder.checkouts / SQL_CALLS,
         begins_per_call=recorder.begins / SQL_CALLS,
+        hints_per_call=hints / SQL_CALLS,
         hot=hot,
     )
     log(
-        f"  sts profile: {in_situ['whole']:,.0f} µs per exchange in-process, "
+        f"  sts profile: {profile.whole('wsgi'):,.0f} µs per exchange through WSGI "
+        f"({profile.whole_cpu('wsgi'):,.0f} µs CPU; {profile.whole('client'):,.0f} µs through "
+        "the test client), "
         f"{profile.queries_per_call:.2f} queries per exchange"
     )
     return profile
+
+
+def _joserfc_step(
+    token: str, provider_key: Any, alg: str
+) -> tuple[str, Callable[[], object]] | None:
+    """For comparison: the same signature check through joserfc (what ``OidcVerifier`` used
+    before it called ``cryptography`` directly); ``None`` without joserfc."""
+    try:
+        from joserfc import jws
+    except ImportError:
+        return None
+    return (
+        "for comparison: joserfc `jws.deserialize_compact` (what the check used before)",
+        lambda: jws.deserialize_compact(token, provider_key.key, algorithms=[alg]),
+    )
 
 
 def form_parse(body: str) -> dict[str, str]:
@@ -770,59 +830,57 @@ def render(p: Profile) -> list[str]:
         "### One exchange in-process: where the time goes",
         "",
         "The broker's own app (`create_app` on the benchmark server's data directory: the same "
-        "SQLite database, provider, role and key ring) answers the replayed request through "
-        "Flask's test client (no HTTP, no gunicorn). *In situ*: the own time of each step "
-        "(nested steps excluded) inside real exchanges, the steps wrapped with a timer in this "
-        f"process only; median µs per exchange of {ROUNDS} rounds of {IN_SITU_CALLS} "
-        "exchanges.",
+        "SQLite database, provider, role and key ring) answers the replayed request in this "
+        "process (no HTTP, no gunicorn). Whole requests, uninstrumented (median µs of "
+        f"{ROUNDS} interleaved rounds, blocks of at least {MIN_BLOCK_NS / 1e6:.0f} ms; the "
+        "prepared environ is werkzeug's for the same request, copied per call with a fresh "
+        "body stream). *Wall*: elapsed time, which on a busy shared machine includes time "
+        "the process waited for a core; *CPU*: the process's CPU time over the same blocks, "
+        "comparable with the servers' CPU per request above:",
+        "",
+        "| whole request, in-process | wall µs | CPU µs |",
+        "| --- | ---: | ---: |",
+    ]
+    out += [f"| {s.label} | {s.us:,.0f} | {s.cpu_us:,.0f} |" for s in p.wholes]
+    out += [
+        "",
+        "*In situ*: the own time of each step (nested steps excluded) inside real exchanges "
+        "through the WSGI app (prepared environ), the steps wrapped with a timer in this "
+        f"process only (the wrappers add their own cost); median wall-clock µs per exchange "
+        f"of {ROUNDS} rounds of {IN_SITU_CALLS} exchanges (the shares are what to read).",
         "",
         "| step, in situ | µs | share |",
         "| --- | ---: | ---: |",
-        f"| **whole exchange** (test client → `query` → `sts.api.execute`) | {whole:,.0f} | 100% |",
+        f"| **whole exchange** (WSGI → `QueryEndpoint` → `handle` → `sts.api.execute`) "
+        f"| {whole:,.0f} | 100% |",
     ]
     for key, label in IN_SITU:
         us = p.in_situ.get(key, 0.0)
         out.append(f"| {label} | {us:,.0f} | {100 * us / whole:.0f}% |")
     out += [
         "",
-        f"The directory reads alone are {p.database_us:,.0f} µs "
-        f"({100 * p.database_us / whole:.0f}% of the exchange).",
+        f"The directory (refresh, change hint, reads from the view, store reads) costs "
+        f"{p.directory_us:,.0f} µs in situ ({100 * p.directory_us / whole:.0f}% of the "
+        "exchange).",
         "",
         "Steps timed on their own with the arguments captured from a real exchange (median µs "
         f"of {ROUNDS} interleaved rounds, blocks of at least {MIN_BLOCK_NS / 1e6:.0f} ms):",
         "",
-        "| step, alone | µs |",
-        "| --- | ---: |",
+        "| step, alone | wall µs | CPU µs |",
+        "| --- | ---: | ---: |",
     ]
-    out += [f"| {s.label} | {s.us:,.1f} |" for s in p.steps]
-    if p.prototypes is not None:
-        today = p.prototypes["today"]
-        out += [
-            "",
-            "Prototypes of the fixes suggested below, measured in this process only (`src/` "
-            "untouched; the variants are cumulative; median µs per `sts.api.execute` of "
-            f"{ROUNDS} interleaved rounds of {PROTOTYPE_CALLS} exchanges):",
-            "",
-            "| variant | µs per exchange | saved |",
-            "| --- | ---: | ---: |",
-        ]
-        for key, label in PROTOTYPES:
-            if key not in p.prototypes:
-                continue
-            us = p.prototypes[key]
-            saved = (
-                "—" if key == "today" else f"{today - us:,.0f} µs ({100 * (1 - us / today):.0f}%)"
-            )
-            out.append(f"| {label} | {us:,.0f} | {saved} |")
+    out += [f"| {s.label} | {s.us:,.1f} | {s.cpu_us:,.1f} |" for s in p.steps]
     out += [
         "",
-        f"SQL per exchange ({p.sql_calls} exchanges through the test client in "
+        f"SQL per exchange ({p.sql_calls} exchanges through the WSGI app in "
         f"{p.sql_seconds:.2f} s; SQLAlchemy `before_cursor_execute`, `begin` and pool "
         "`checkout` events, each statement attributed to the store method that ran it):",
         "",
-        "| store method | statement | per exchange | SQL |",
-        "| --- | --- | ---: | --- |",
     ]
+    if p.sql:
+        out += ["| store method | statement | per exchange | SQL |", "| --- | --- | ---: | --- |"]
+    else:
+        out.append("No statement at all through SQLAlchemy.")
     for line in p.sql:
         sql = line.sample if len(line.sample) <= 90 else line.sample[:87] + "..."
         count = round(line.per_call * p.sql_calls)
@@ -832,11 +890,13 @@ def render(p: Profile) -> list[str]:
         "",
         f"In all **{_n(p.queries_per_call)} queries per exchange**, plus "
         f"{_n(p.control_per_call)} `BEGIN` statements, {_n(p.checkouts_per_call)} pool "
-        f"checkouts and {_n(p.begins_per_call)} transactions (each read: checkout, `BEGIN`, "
-        "query, the pool's `ROLLBACK`). A fractional `directory_version` is the key ring's "
-        "check, at most once per second per process.",
+        f"checkouts and {_n(p.begins_per_call)} transactions. A fractional "
+        "`directory_version` is the key ring's check (at most once per second per process) "
+        "or the view's after a change. Outside SQLAlchemy, change hints per exchange: "
+        f"{_n(p.hints_per_call)} (`PRAGMA data_version` on the store's own `sqlite3` "
+        "connection).",
         "",
-        f"cProfile over {PROFILE_CALLS} exchanges through the test client "
+        f"cProfile over {PROFILE_CALLS} exchanges through the WSGI app "
         f"({p.hot.per_call_us:,.0f} µs per exchange under the profiler, which inflates "
         "Python calls more than C): own time by package, then the functions with the most "
         "time of their own.",

@@ -442,12 +442,6 @@ def test_temporary_key_ids_name_their_account(broker: Broker, iam: Any, unique: 
     assert admin["Account"] == account
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ClientError,
-    reason="sts/operations.py (lead's) must answer from account_of_temporary_key_id: "
-    "see fedbroker.credentials.access_key_ids",
-)
 def test_get_access_key_info_of_another_callers_temporary_key(
     broker: Broker, iam: Any, unique: str
 ) -> None:

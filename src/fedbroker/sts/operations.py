@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from fedbroker.credentials.access_key_ids import account_of_temporary_key_id
 from fedbroker.credentials.caller import Caller
 from fedbroker.credentials.keyring import KeyRing
 from fedbroker.credentials.mfa import verify_mfa_code
@@ -110,7 +111,9 @@ def get_access_key_info(ctx: StsContext, params: Params) -> dict[str, Any]:
     try:
         key = ctx.services.store.get_access_key(key_id)
     except NoSuchEntityError:
-        # Temporary keys are stored nowhere; like AWS, answer only what the broker can know.
+        # Temporary keys are stored nowhere, but their ids carry the account (AWS's layout).
+        if (account := account_of_temporary_key_id(key_id)) is not None:
+            return {"Account": account}
         raise ValidationError(f"the access key `{key_id}` is not known to this broker") from None
     return {"Account": key.account_id}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ SECRET_FIELDS = frozenset(
     }
 )
 REDACTED = "HIDDEN_DUE_TO_SECURITY_REASONS"
+_ROTATION_CHECK = 1.0  # seconds between looks at the audit log's path (rotation)
 
 
 def redact(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,7 +140,8 @@ class JsonlAuditSink:
     The file stays open: each event is one ``write`` of one whole line, which the kernel
     appends atomically at the end even when several worker processes share the file. It is
     reopened in a new process (after a fork) and when the path no longer names the open file
-    (the log was rotated or removed). Nothing is fsynced, as before.
+    (the log was rotated or removed); the path is looked at once a second at most, so events
+    go to the new file within a second of a rotation. Nothing is fsynced.
     """
 
     def __init__(self, path: Path) -> None:
@@ -148,6 +151,7 @@ class JsonlAuditSink:
         self._fd: int | None = None
         self._pid = 0
         self._inode: tuple[int, int] | None = None
+        self._checked = 0.0  # time.monotonic() of the last look at the path
 
     def emit(self, event: AuditEvent) -> None:
         line = json.dumps(event.to_record(), separators=(",", ":"), default=str) + "\n"
@@ -168,6 +172,10 @@ class JsonlAuditSink:
         """The open descriptor of ``path``; called with the lock held."""
         fd = self._fd
         if fd is not None and self._pid == os.getpid():
+            now = time.monotonic()
+            if now < self._checked + _ROTATION_CHECK:
+                return fd
+            self._checked = now
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
@@ -177,6 +185,7 @@ class JsonlAuditSink:
             os.close(fd)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         st = os.fstat(fd)
+        self._checked = time.monotonic()
         self._fd, self._pid, self._inode = fd, os.getpid(), (st.st_dev, st.st_ino)
         return fd
 

@@ -96,7 +96,7 @@ def _invalid(detail: str) -> InvalidIdentityTokenError:
 def _b64json(segment: str, what: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        value = _DECODER.decode(raw.decode("utf-8"))
     except (binascii.Error, ValueError, UnicodeDecodeError) as error:
         raise _invalid(f"the token's {what} is not base64url JSON ({error})") from None
     if not isinstance(value, dict):
@@ -115,6 +115,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"`{name}` is not a JSON number")
+
+
+# One decoder for every token (json.loads would build one per call with these hooks).
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
 
 
 class OidcVerifier:

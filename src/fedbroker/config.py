@@ -43,6 +43,8 @@ class Settings:
     # without a request, and after this long in any case.
     sso_idle_timeout: int = 900
     sso_session_lifetime: int = 28800
+    # Lifetime of a broker CLI session (`fedbroker login`, issue 6), in seconds: 8 hours.
+    cli_session_lifetime: int = 28800
 
     @property
     def effective_issuer_url(self) -> str:
@@ -113,7 +115,14 @@ def load_settings(
 def _coerce(name: str, value: Any) -> Any:
     if name in ("data_dir", "master_key_file"):
         return Path(value) if value not in ("", None) else None
-    if name in ("port", "workers", "max_body_bytes", "sso_idle_timeout", "sso_session_lifetime"):
+    if name in (
+        "port",
+        "workers",
+        "max_body_bytes",
+        "sso_idle_timeout",
+        "sso_session_lifetime",
+        "cli_session_lifetime",
+    ):
         number = int(value)
         if number <= 0:
             raise ValueError("must be a positive integer")
@@ -133,3 +142,27 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "saml_entity_id" and not str(value).strip():
         raise ValueError("must not be empty")
     return str(value)
+
+
+# --- the CLI credential helper's side (issue 6): where the AWS tools and the helper keep files
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEnvironment:
+    aws_config_file: Path  # AWS_CONFIG_FILE, else ~/.aws/config (as botocore)
+    state_dir: Path  # FEDBROKER_CLI_DIR, else ~/.fedbroker: sessions (file fallback), cache
+    profile: str | None  # AWS_PROFILE
+    variables: dict[str, str]  # the whole environment, for `fedbroker exec`'s child
+
+
+def client_environment(environ: Mapping[str, str] | None = None) -> ClientEnvironment:
+    env = dict(os.environ if environ is None else environ)
+    home = Path(env.get("HOME") or Path.home())
+    config = env.get("AWS_CONFIG_FILE")
+    state = env.get(f"{_ENV_PREFIX}CLI_DIR")
+    return ClientEnvironment(
+        aws_config_file=Path(config).expanduser() if config else home / ".aws" / "config",
+        state_dir=Path(state).expanduser() if state else home / ".fedbroker",
+        profile=env.get("AWS_PROFILE") or None,
+        variables=env,
+    )

@@ -23,6 +23,14 @@ COMMANDS = {
     "sessions": "fedbroker.cli.sessions:sessions",
     "keys": "fedbroker.cli.keys:keys",
     "sso": "fedbroker.cli.sso:sso",
+    # The CLI credential helper (issue 6): the developer's side.
+    "configure": "fedbroker.cli.helper:configure",
+    "login": "fedbroker.cli.helper:login",
+    "logout": "fedbroker.cli.helper:logout",
+    "whoami": "fedbroker.cli.helper:whoami",
+    "credential-process": "fedbroker.cli.helper:credential_process",
+    "exec": "fedbroker.cli.helper:exec_command",
+    "serve-credentials": "fedbroker.cli.helper:serve_credentials",
 }
 
 

@@ -1,0 +1,637 @@
+"""The broker's endpoints for the CLI credential helper (issue 6), under ``/sso/cli``.
+
+Browser pages (inside the SSO pages, on the broker web session of ``web/sso.py``):
+
+- ``GET /sso/cli/authorize``: the loopback authorization request (RFC 6749 §4.1, PKCE S256
+  RFC 7636, loopback redirect RFC 8252 §7.3); signs the user in through ``/sso`` first if
+  needed, then asks them to allow the CLI; ``POST`` (CSRF token) redirects to the loopback
+  with a one-time code;
+- ``GET /sso/cli/device``: the device-authorization approval page (RFC 8628 §3.3): the user
+  types (or follows a link with) the code, sees the requesting host, approves or denies
+  (``POST``, CSRF token).
+
+JSON endpoints for the CLI (errors as RFC 6749 §5.2 JSON; bearer errors as RFC 6750 §3.1):
+
+- ``POST /sso/cli/device_authorization`` (RFC 8628 §3.1);
+- ``POST /sso/cli/token``: ``authorization_code`` (with ``code_verifier``) or
+  ``urn:ietf:params:oauth:grant-type:device_code``; answers the CLI session handle as
+  ``access_token`` (``token_type`` Bearer, ``expires_in`` = the session's remaining life);
+- ``GET /sso/cli/providers``; with ``Authorization: Bearer <handle>``: ``GET /sso/cli/roles``,
+  ``POST /sso/cli/credentials`` (``role_arn``, ``duration_seconds``: role credentials, trust
+  evaluated again), ``GET /sso/cli/whoami``, ``POST /sso/cli/revoke`` (RFC 7009 shape).
+
+Every call emits one audit event; the handle, codes and credentials never appear in one.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, make_response, redirect
+from flask import request as flask_request
+
+from fedbroker.audit.events import AuditEvent, UserIdentity
+from fedbroker.directory.ids import new_request_id
+from fedbroker.errors import FedbrokerError
+from fedbroker.iam.context import Services
+from fedbroker.sso import cli_sessions as cli
+from fedbroker.sso.cli_sessions import CliAuthError, CliSession
+from fedbroker.sso.identity import SignedIn
+from fedbroker.web import sso as web_sso
+
+blueprint = Blueprint("sso_cli", __name__, url_prefix="/sso/cli", template_folder="templates")
+log = logging.getLogger("fedbroker.sso.cli")
+
+RESUME_COOKIE = "fedbroker_cli_resume"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+OAUTH_SOURCE = "sso-oauth.amazonaws.com"
+PORTAL_SOURCE = "sso.amazonaws.com"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["fedbroker.services"]
+    return services
+
+
+def _lifetime() -> timedelta:
+    value = current_app.config.get("CLI_SESSION_LIFETIME", cli.DEFAULT_LIFETIME)
+    return value if isinstance(value, timedelta) else timedelta(seconds=int(value))
+
+
+def _source_ip() -> str:
+    return flask_request.remote_addr or "unknown"
+
+
+def _identity(who: SignedIn | None) -> UserIdentity:
+    if who is None:
+        return UserIdentity("Unknown")
+    return UserIdentity(
+        "SAMLUser" if who.kind == "saml" else "WebIdentityUser",
+        principal_id=f"{who.provider_name}:{who.subject}",
+        account_id=who.account_id,
+        user_name=who.subject,
+        identity_provider=who.provider_name,
+        invoked_by="fedbroker-cli",
+    )
+
+
+def _audit(
+    name: str,
+    request_id: str,
+    who: SignedIn | None,
+    *,
+    source: str = OAUTH_SOURCE,
+    params: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
+    error: CliAuthError | None = None,
+    read_only: bool = False,
+) -> None:
+    services = _services()
+    if error is not None:
+        log.info("cli request %s refused (%s): %s", request_id, error.error, error.detail)
+    services.audit.emit(
+        AuditEvent(
+            event_time=services.clock.now(),
+            event_source=source,
+            event_name=name,
+            region=services.region,
+            source_ip=_source_ip(),
+            user_agent=flask_request.headers.get("User-Agent", "")[:256],
+            user_identity=_identity(who),
+            request_id=request_id,
+            request_parameters=params or {},
+            response_elements=response,
+            error_code=error.error if error else None,
+            error_message=(
+                f"{error.description} ({error.detail})"
+                if error and error.detail != error.description
+                else (error.description if error else None)
+            ),
+            read_only=read_only,
+            recipient_account_id=who.account_id if who else None,
+        )
+    )
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _oauth_error(error: CliAuthError, request_id: str) -> Response:
+    """RFC 6749 §5.2 JSON; RFC 6750 §3 ``WWW-Authenticate`` for bearer failures."""
+    response = _json(
+        {
+            "error": error.error,
+            "error_description": error.description,
+            "request_id": request_id,
+            **error.extra,
+        },
+        error.status,
+    )
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = f'Bearer error="{error.error}"'
+    return response
+
+
+def _bearer() -> str:
+    header = flask_request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise CliAuthError(
+            "invalid_token", "an `Authorization: Bearer` CLI session is required",
+            status=401,
+        )
+    return value.strip()
+
+
+def _session() -> CliSession:
+    services = _services()
+    return cli.find_session(services, _bearer(), services.clock.now())
+
+
+def _signed_in() -> SignedIn | None:
+    """The identity of the browser's broker web session, if it is signed in."""
+    services = _services()
+    table = web_sso._table()
+    session = table.get(flask_request.cookies.get(web_sso.COOKIE), services.clock.now())
+    return None if session is None else session.signed_in
+
+
+def _csrf() -> str | None:
+    services = _services()
+    table = web_sso._table()
+    sid = flask_request.cookies.get(web_sso.COOKIE)
+    session = table.get(sid, services.clock.now())
+    return None if session is None else session.csrf
+
+
+def _csrf_ok() -> bool:
+    import hmac
+
+    expected = _csrf()
+    given = flask_request.form.get("csrf", "")
+    return bool(expected and given and hmac.compare_digest(given.encode(), expected.encode()))
+
+
+def _sign_in_first(provider: str | None) -> Response:
+    """Send the browser to sign in, and bring it back here afterwards (see ``resume``)."""
+    here = flask_request.full_path if flask_request.query_string else flask_request.path
+    target = "/sso"
+    if provider and provider in {p.name for p in web_sso._rp_providers(_services())}:
+        target = "/sso/oidc/" + urllib.parse.quote(provider, safe="/.:")
+    response = make_response(redirect(target, 302))
+    response.set_cookie(
+        RESUME_COOKIE,
+        here,
+        max_age=int(cli.DEVICE_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="Lax",
+        secure=bool(current_app.config.get("SSO_SECURE_COOKIE", True)),
+        path="/sso",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def resume_after_sign_in() -> Response | None:
+    """Called by ``web/sso.py`` once a sign-in succeeded: back to a pending CLI request.
+
+    The cookie holds only a path under ``/sso/cli/`` (checked, so it cannot redirect away)."""
+    path = flask_request.cookies.get(RESUME_COOKIE, "")
+    if not path.startswith("/sso/cli/") or "//" in path or "\\" in path:
+        return None
+    response = make_response(redirect(path, 302))
+    response.delete_cookie(RESUME_COOKIE, path="/sso")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page(template: str, status: int = 200, **values: Any) -> Response:
+    return web_sso._page(template, status, **values)
+
+
+def _page_error(error: CliAuthError, request_id: str) -> Response:
+    return web_sso._error(
+        web_sso.SsoError(error.description, error.detail, error.status), request_id
+    )
+
+
+# --- loopback authorization ------------------------------------------------------------------
+
+
+@blueprint.get("/authorize")
+def authorize() -> Response:
+    request_id = new_request_id()
+    params = {k: v for k, v in flask_request.args.items()}
+    try:
+        request = cli.check_authorize(params)
+    except CliAuthError as error:
+        _audit("Authorize", request_id, None, params=_safe(params), error=error)
+        return _page_error(error, request_id)
+    who = _signed_in()
+    if who is None:
+        return _sign_in_first(params.get("provider"))
+    return _page(
+        "sso_cli_consent.html",
+        who=who,
+        host=request.host,
+        csrf=_csrf(),
+        params={
+            "redirect_uri": request.redirect_uri,
+            "code_challenge": request.code_challenge,
+            "code_challenge_method": "S256",
+            "state": request.state,
+            "host": request.host,
+        },
+    )
+
+
+@blueprint.post("/authorize")
+def authorize_decision() -> Response:
+    request_id = new_request_id()
+    services = _services()
+    now = services.clock.now()
+    params = {k: v for k, v in flask_request.form.items() if k != "csrf"}
+    who = _signed_in()
+    try:
+        request = cli.check_authorize(params)
+        if who is None:
+            raise CliAuthError("access_denied", "your sign-in has expired; sign in again", status=403)
+        if not _csrf_ok():
+            raise CliAuthError(
+                "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
+                403,
+            )
+    except CliAuthError as error:
+        _audit("Authorize", request_id, who, params=_safe(params), error=error)
+        return _page_error(error, request_id)
+    query: dict[str, str]
+    if flask_request.form.get("decision") == "allow":
+        code = cli.issue_code(services, who, request, _source_ip(), now)
+        query = {"code": code}
+        _audit("Authorize", request_id, who, params=_safe(params), response={"decision": "allow"})
+    else:
+        query = {"error": "access_denied", "error_description": "the user denied the sign-in"}
+        _audit("Authorize", request_id, who, params=_safe(params), response={"decision": "deny"})
+    if request.state:
+        query["state"] = request.state
+    separator = "&" if "?" in request.redirect_uri else "?"
+    response = make_response("", 302)
+    response.headers["Location"] = request.redirect_uri + separator + urllib.parse.urlencode(query)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _safe(params: dict[str, str]) -> dict[str, str]:
+    """Request parameters for the audit event: codes, verifiers and handles left out."""
+    keep = ("client_id", "redirect_uri", "response_type", "code_challenge_method", "host",
+            "grant_type", "provider", "role_arn", "duration_seconds")
+    return {k: v[:256] for k, v in params.items() if k in keep}
+
+
+# --- device authorization --------------------------------------------------------------------
+
+
+@blueprint.post("/device_authorization")
+def device_authorization() -> Response:
+    request_id = new_request_id()
+    services = _services()
+    params = dict(flask_request.form.items())
+    try:
+        if params.get("client_id", cli.CLIENT_ID) != cli.CLIENT_ID:
+            raise CliAuthError("invalid_client", "unknown client", status=401)
+        start = cli.start_device(
+            services, params.get("host", ""), _source_ip(), services.clock.now()
+        )
+    except CliAuthError as error:
+        _audit("StartDeviceAuthorization", request_id, None, params=_safe(params), error=error)
+        return _oauth_error(error, request_id)
+    base = flask_request.host_url.rstrip("/") + "/sso/cli/device"
+    _audit(
+        "StartDeviceAuthorization",
+        request_id,
+        None,
+        params=_safe(params),
+        response={"expiresIn": start.expires_in, "interval": start.interval},
+    )
+    return _json(
+        {
+            "device_code": start.device_code,
+            "user_code": start.user_code,
+            "verification_uri": base,
+            "verification_uri_complete": base + "?" + urllib.parse.urlencode(
+                {"user_code": start.user_code}
+            ),
+            "expires_in": start.expires_in,
+            "interval": start.interval,
+        }
+    )
+
+
+@blueprint.get("/device")
+def device_page() -> Response:
+    request_id = new_request_id()
+    services = _services()
+    who = _signed_in()
+    if who is None:
+        return _sign_in_first(flask_request.args.get("provider"))
+    user_code = flask_request.args.get("user_code", "")
+    if not user_code:
+        return _page("sso_cli_device.html", who=who, csrf=_csrf(), grant=None, error=None)
+    try:
+        _, grant = cli.find_device(services, user_code, services.clock.now())
+    except CliAuthError as error:
+        _audit(
+            "ApproveDeviceAuthorization", request_id, who, source=PORTAL_SOURCE, error=error
+        )
+        return _page(
+            "sso_cli_device.html", 400, who=who, csrf=_csrf(), grant=None, error=error.description
+        )
+    return _page(
+        "sso_cli_device.html",
+        who=who,
+        csrf=_csrf(),
+        grant=grant,
+        user_code=cli.format_user_code(grant.user_code),
+        error=None,
+    )
+
+
+@blueprint.post("/device")
+def device_decision() -> Response:
+    request_id = new_request_id()
+    services = _services()
+    who = _signed_in()
+    approve = flask_request.form.get("decision") == "approve"
+    name = "ApproveDeviceAuthorization" if approve else "DenyDeviceAuthorization"
+    try:
+        if who is None:
+            raise CliAuthError("access_denied", "your sign-in has expired; sign in again", status=403)
+        if not _csrf_ok():
+            raise CliAuthError(
+                "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
+                403,
+            )
+        grant = cli.decide_device(
+            services, flask_request.form.get("user_code", ""), who, approve, services.clock.now()
+        )
+    except CliAuthError as error:
+        _audit(name, request_id, who, source=PORTAL_SOURCE, error=error)
+        return _page_error(error, request_id)
+    _audit(
+        name,
+        request_id,
+        who,
+        source=PORTAL_SOURCE,
+        params={"host": grant.host, "sourceIPAddressOfDevice": grant.source_ip},
+    )
+    return _page("sso_cli_done.html", approved=approve, host=grant.host)
+
+
+# --- token endpoint --------------------------------------------------------------------------
+
+
+@blueprint.post("/token")
+def token() -> Response:
+    request_id = new_request_id()
+    services = _services()
+    now = services.clock.now()
+    params = dict(flask_request.form.items())
+    grant_type = params.get("grant_type", "")
+    try:
+        if params.get("client_id", cli.CLIENT_ID) != cli.CLIENT_ID:
+            raise CliAuthError("invalid_client", "unknown client", status=401)
+        if grant_type == "authorization_code":
+            issued = cli.redeem_code(
+                services,
+                params.get("code", ""),
+                params.get("code_verifier", ""),
+                params.get("redirect_uri", ""),
+                _source_ip(),
+                _lifetime(),
+                now,
+            )
+        elif grant_type == DEVICE_GRANT:
+            issued = cli.poll_device(
+                services, params.get("device_code", ""), _source_ip(), _lifetime(), now
+            )
+        else:
+            raise CliAuthError(
+                "unsupported_grant_type",
+                f"grant_type must be authorization_code or {DEVICE_GRANT}",
+            )
+    except CliAuthError as error:
+        # Pending polls are the normal state of a device flow: not an audited refusal each.
+        if error.error not in ("authorization_pending", "slow_down"):
+            _audit("CreateToken", request_id, None, params=_safe(params), error=error)
+        return _oauth_error(error, request_id)
+    session = issued.session
+    _audit(
+        "CreateToken",
+        request_id,
+        session.who,
+        params=_safe(params),
+        response={"cliSessionId": session.id, "expiration": session.expires.isoformat()},
+    )
+    return _json(
+        {
+            "access_token": issued.handle,
+            "token_type": "Bearer",
+            "expires_in": int((session.expires - now).total_seconds()),
+            **_describe(session),
+        }
+    )
+
+
+def _describe(session: CliSession) -> dict[str, Any]:
+    who = session.who
+    return {
+        "session_id": session.id,
+        "expiration": session.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "provider": who.provider_name,
+        "subject": who.subject,
+        "session_name": who.session_name,
+        "account_id": who.account_id,
+        "display": dict(who.display),
+        "host": session.host,
+    }
+
+
+# --- bearer endpoints ------------------------------------------------------------------------
+
+
+@blueprint.get("/providers")
+def providers() -> Response:
+    names = sorted(p.name for p in web_sso._rp_providers(_services()))
+    return _json({"providers": [{"name": n, "kind": "oidc"} for n in names]})
+
+
+@blueprint.get("/whoami")
+def whoami() -> Response:
+    request_id = new_request_id()
+    try:
+        session = _session()
+    except CliAuthError as error:
+        _audit("GetCliSession", request_id, None, source=PORTAL_SOURCE, error=error, read_only=True)
+        return _oauth_error(error, request_id)
+    _audit(
+        "GetCliSession",
+        request_id,
+        session.who,
+        source=PORTAL_SOURCE,
+        response={"cliSessionId": session.id},
+        read_only=True,
+    )
+    return _json(_describe(session))
+
+
+@blueprint.post("/revoke")
+def revoke() -> Response:
+    request_id = new_request_id()
+    services = _services()
+    handle = flask_request.form.get("token") or flask_request.headers.get(
+        "Authorization", ""
+    ).partition(" ")[2].strip()
+    session = cli.revoke_session(services, handle, services.clock.now())
+    _audit(
+        "Logout",
+        request_id,
+        session.who if session else None,
+        source=PORTAL_SOURCE,
+        response={"cliSessionId": session.id if session else None},
+    )
+    return _json({})
+
+
+@blueprint.get("/roles")
+def roles() -> Response:
+    from fedbroker.sso import service
+
+    request_id = new_request_id()
+    services = _services()
+    try:
+        session = _session()
+    except CliAuthError as error:
+        _audit("ListAccountRoles", request_id, None, source=PORTAL_SOURCE, error=error,
+               read_only=True)
+        return _oauth_error(error, request_id)
+    ctx = web_sso._context(services, request_id) if hasattr(web_sso, "_context") else None
+    offered = service.offered_roles(ctx or _sts_context(services, request_id), session.who)
+    _audit(
+        "ListAccountRoles",
+        request_id,
+        session.who,
+        source=PORTAL_SOURCE,
+        response={"roles": len(offered)},
+        read_only=True,
+    )
+    return _json(
+        {
+            "provider": session.who.provider_name,
+            "roles": [
+                {
+                    "arn": r.arn,
+                    "name": r.name,
+                    "account_id": r.account_id,
+                    "account_alias": r.account_alias,
+                    "description": r.description,
+                    "max_session_duration": r.max_session_duration,
+                }
+                for r in offered
+            ],
+        }
+    )
+
+
+def _sts_context(services: Services, request_id: str) -> Any:
+    from fedbroker.sts.api import StsContext
+
+    return StsContext(services, None, web_sso._meta(request_id), services.clock.now())
+
+
+@blueprint.post("/credentials")
+def credentials() -> Response:
+    request_id = new_request_id()
+    services = _services()
+    params = dict(flask_request.form.items())
+    try:
+        session = _session()
+    except CliAuthError as error:
+        _audit("GetRoleCredentials", request_id, None, source=PORTAL_SOURCE,
+               params=_safe(params), error=error)
+        return _oauth_error(error, request_id)
+    role_arn = params.get("role_arn", "")
+    duration: int | None = None
+    raw = params.get("duration_seconds", "")
+    try:
+        if raw:
+            if not raw.isdigit() or len(raw) > 6:
+                raise CliAuthError("invalid_request", "duration_seconds must be a number")
+            duration = int(raw)
+        if not role_arn or len(role_arn) > 2048:
+            raise CliAuthError("invalid_request", "role_arn is required")
+    except CliAuthError as error:
+        _audit("GetRoleCredentials", request_id, session.who, source=PORTAL_SOURCE,
+               params=_safe(params), error=error)
+        return _oauth_error(error, request_id)
+    try:
+        issued = _issue(services, session, role_arn, duration, request_id)
+    except CliAuthError as error:
+        return _oauth_error(error, request_id)
+    creds = issued.credentials
+    return _json(
+        {
+            "Version": 1,
+            "AccessKeyId": creds.access_key_id,
+            "SecretAccessKey": creds.secret_access_key,
+            "SessionToken": creds.session_token,
+            "Expiration": issued.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "AssumedRoleArn": issued.assumed_role_arn,
+        }
+    )
+
+
+def _issue(
+    services: Services, session: CliSession, role_arn: str, duration: int | None, request_id: str
+) -> Any:
+    """Role credentials from the CLI session's identity, audited like the API call."""
+    from fedbroker.sso import service
+
+    meta = web_sso._meta(request_id)
+    try:
+        return service.issue_audited(
+            services, meta, session.who, role_arn, duration, via="cli-session"
+        )
+    except FedbrokerError as error:
+        if error.code == "ValidationError" and "duration" in error.message.lower():
+            limit = _role_limit(services, session, role_arn)
+            raise CliAuthError(
+                "invalid_request",
+                error.message,
+                extra={"max_session_duration": limit} if limit else None,
+            ) from None
+        raise CliAuthError(
+            "access_denied",
+            "no credentials could be issued for that role",
+            f"{error.code}: {error.audit_message()}",
+            403,
+        ) from None
+
+
+def _role_limit(services: Services, session: CliSession, role_arn: str) -> int | None:
+    from fedbroker.sso import service
+
+    for role in service.offered_roles(_sts_context(services, new_request_id()), session.who):
+        if role.arn == role_arn:
+            return role.max_session_duration
+    return None

@@ -216,11 +216,14 @@ def create_session(
     now: datetime,
 ) -> Issued:
     handle = secrets.token_urlsafe(32)
+    expires = now + lifetime
+    if who.session_ends_by is not None:  # a SAML sign-in's SessionNotOnOrAfter
+        expires = min(expires, who.session_ends_by)
     session = CliSession(
         id="cli-" + secrets.token_hex(8),
         who=who,
         created=now,
-        expires=now + lifetime,
+        expires=expires,
         host=clean_host(host),
         source_ip=source_ip,
     )

@@ -25,6 +25,7 @@ Every call emits one audit event; the handle, codes and credentials never appear
 
 from __future__ import annotations
 
+import hmac
 import logging
 import urllib.parse
 from datetime import timedelta
@@ -40,6 +41,7 @@ from fedbroker.iam.context import Services
 from fedbroker.sso import cli_sessions as cli
 from fedbroker.sso.cli_sessions import CliAuthError, CliSession
 from fedbroker.sso.identity import SignedIn
+from fedbroker.sso.service import Issued
 from fedbroker.web import sso as web_sso
 
 blueprint = Blueprint("sso_cli", __name__, url_prefix="/sso/cli", template_folder="templates")
@@ -55,8 +57,7 @@ PORTAL_SOURCE = "sso.amazonaws.com"
 
 
 def _services() -> Services:
-    services: Services = current_app.extensions["fedbroker.services"]
-    return services
+    return web_sso.services()
 
 
 def _lifetime() -> timedelta:
@@ -93,8 +94,12 @@ def _audit(
     read_only: bool = False,
 ) -> None:
     services = _services()
+    message = None
     if error is not None:
         log.info("cli request %s refused (%s): %s", request_id, error.error, error.detail)
+        message = error.description
+        if error.detail != error.description:
+            message = f"{error.description} ({error.detail})"
     services.audit.emit(
         AuditEvent(
             event_time=services.clock.now(),
@@ -108,11 +113,7 @@ def _audit(
             request_parameters=params or {},
             response_elements=response,
             error_code=error.error if error else None,
-            error_message=(
-                f"{error.description} ({error.detail})"
-                if error and error.detail != error.description
-                else (error.description if error else None)
-            ),
+            error_message=message,
             read_only=read_only,
             recipient_account_id=who.account_id if who else None,
         )
@@ -148,8 +149,7 @@ def _bearer() -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise CliAuthError(
-            "invalid_token", "an `Authorization: Bearer` CLI session is required",
-            status=401,
+            "invalid_token", "an `Authorization: Bearer` CLI session is required", status=401
         )
     return value.strip()
 
@@ -159,36 +159,36 @@ def _session() -> CliSession:
     return cli.find_session(services, _bearer(), services.clock.now())
 
 
-def _signed_in() -> SignedIn | None:
-    """The identity of the browser's broker web session, if it is signed in."""
-    services = _services()
-    table = web_sso._table()
-    session = table.get(flask_request.cookies.get(web_sso.COOKIE), services.clock.now())
-    return None if session is None else session.signed_in
+def _browser() -> tuple[SignedIn | None, str | None]:
+    """The identity of the browser's broker web session (if signed in) and its CSRF token."""
+    found = web_sso.current_session(_services().clock.now())
+    if found is None:
+        return None, None
+    session = found[1]
+    if session.signed_in is None:
+        return None, session.csrf
+    try:
+        return SignedIn.from_json(session.signed_in), session.csrf
+    except (ValueError, TypeError, KeyError):
+        return None, session.csrf
 
 
-def _csrf() -> str | None:
-    services = _services()
-    table = web_sso._table()
-    sid = flask_request.cookies.get(web_sso.COOKIE)
-    session = table.get(sid, services.clock.now())
-    return None if session is None else session.csrf
-
-
-def _csrf_ok() -> bool:
-    import hmac
-
-    expected = _csrf()
+def _csrf_ok(expected: str | None) -> bool:
     given = flask_request.form.get("csrf", "")
     return bool(expected and given and hmac.compare_digest(given.encode(), expected.encode()))
+
+
+def _options() -> list[web_sso.SignInOption]:
+    return [option for lister in web_sso.SIGN_IN_OPTIONS for option in lister(_services())]
 
 
 def _sign_in_first(provider: str | None) -> Response:
     """Send the browser to sign in, and bring it back here afterwards (see ``resume``)."""
     here = flask_request.full_path if flask_request.query_string else flask_request.path
     target = "/sso"
-    if provider and provider in {p.name for p in web_sso._rp_providers(_services())}:
-        target = "/sso/oidc/" + urllib.parse.quote(provider, safe="/.:")
+    for option in _options():
+        if provider and option.label == provider:
+            target = option.url
     response = make_response(redirect(target, 302))
     response.set_cookie(
         RESUME_COOKIE,
@@ -204,9 +204,9 @@ def _sign_in_first(provider: str | None) -> Response:
 
 
 def resume_after_sign_in() -> Response | None:
-    """Called by ``web/sso.py`` once a sign-in succeeded: back to a pending CLI request.
-
-    The cookie holds only a path under ``/sso/cli/`` (checked, so it cannot redirect away)."""
+    """Registered in ``web/sso.py``'s ``AFTER_SIGN_IN``: once a sign-in succeeded, back to the
+    CLI request that sent the browser to sign in. The cookie holds only a path under
+    ``/sso/cli/`` (checked, so it cannot redirect anywhere else)."""
     path = flask_request.cookies.get(RESUME_COOKIE, "")
     if not path.startswith("/sso/cli/") or "//" in path or "\\" in path:
         return None
@@ -217,11 +217,11 @@ def resume_after_sign_in() -> Response | None:
 
 
 def _page(template: str, status: int = 200, **values: Any) -> Response:
-    return web_sso._page(template, status, **values)
+    return web_sso.page(template, status, **values)
 
 
 def _page_error(error: CliAuthError, request_id: str) -> Response:
-    return web_sso._error(
+    return web_sso.error_page(
         web_sso.SsoError(error.description, error.detail, error.status), request_id
     )
 
@@ -238,14 +238,14 @@ def authorize() -> Response:
     except CliAuthError as error:
         _audit("Authorize", request_id, None, params=_safe(params), error=error)
         return _page_error(error, request_id)
-    who = _signed_in()
+    who, csrf = _browser()
     if who is None:
         return _sign_in_first(params.get("provider"))
     return _page(
         "sso_cli_consent.html",
         who=who,
         host=request.host,
-        csrf=_csrf(),
+        csrf=csrf,
         params={
             "redirect_uri": request.redirect_uri,
             "code_challenge": request.code_challenge,
@@ -261,13 +261,13 @@ def authorize_decision() -> Response:
     request_id = new_request_id()
     services = _services()
     now = services.clock.now()
-    params = {k: v for k, v in flask_request.form.items() if k != "csrf"}
-    who = _signed_in()
+    params = {k: v for k, v in flask_request.form.items() if k not in ("csrf", "decision")}
+    who, csrf = _browser()
     try:
         request = cli.check_authorize(params)
         if who is None:
             raise CliAuthError("access_denied", "your sign-in has expired; sign in again", status=403)
-        if not _csrf_ok():
+        if not _csrf_ok(csrf):
             raise CliAuthError(
                 "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
                 403,
@@ -342,12 +342,12 @@ def device_authorization() -> Response:
 def device_page() -> Response:
     request_id = new_request_id()
     services = _services()
-    who = _signed_in()
+    who, csrf = _browser()
     if who is None:
         return _sign_in_first(flask_request.args.get("provider"))
     user_code = flask_request.args.get("user_code", "")
     if not user_code:
-        return _page("sso_cli_device.html", who=who, csrf=_csrf(), grant=None, error=None)
+        return _page("sso_cli_device.html", who=who, csrf=csrf, grant=None, error=None)
     try:
         _, grant = cli.find_device(services, user_code, services.clock.now())
     except CliAuthError as error:
@@ -355,12 +355,12 @@ def device_page() -> Response:
             "ApproveDeviceAuthorization", request_id, who, source=PORTAL_SOURCE, error=error
         )
         return _page(
-            "sso_cli_device.html", 400, who=who, csrf=_csrf(), grant=None, error=error.description
+            "sso_cli_device.html", 400, who=who, csrf=csrf, grant=None, error=error.description
         )
     return _page(
         "sso_cli_device.html",
         who=who,
-        csrf=_csrf(),
+        csrf=csrf,
         grant=grant,
         user_code=cli.format_user_code(grant.user_code),
         error=None,
@@ -371,13 +371,13 @@ def device_page() -> Response:
 def device_decision() -> Response:
     request_id = new_request_id()
     services = _services()
-    who = _signed_in()
+    who, csrf = _browser()
     approve = flask_request.form.get("decision") == "approve"
     name = "ApproveDeviceAuthorization" if approve else "DenyDeviceAuthorization"
     try:
         if who is None:
             raise CliAuthError("access_denied", "your sign-in has expired; sign in again", status=403)
-        if not _csrf_ok():
+        if not _csrf_ok(csrf):
             raise CliAuthError(
                 "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
                 403,
@@ -472,8 +472,9 @@ def _describe(session: CliSession) -> dict[str, Any]:
 
 @blueprint.get("/providers")
 def providers() -> Response:
-    names = sorted(p.name for p in web_sso._rp_providers(_services()))
-    return _json({"providers": [{"name": n, "kind": "oidc"} for n in names]})
+    return _json(
+        {"providers": [{"name": o.label, "kind": o.kind} for o in _options()]}
+    )
 
 
 @blueprint.get("/whoami")
@@ -525,8 +526,9 @@ def roles() -> Response:
         _audit("ListAccountRoles", request_id, None, source=PORTAL_SOURCE, error=error,
                read_only=True)
         return _oauth_error(error, request_id)
-    ctx = web_sso._context(services, request_id) if hasattr(web_sso, "_context") else None
-    offered = service.offered_roles(ctx or _sts_context(services, request_id), session.who)
+    offered = service.offered_roles(
+        web_sso.sts_context(request_id, services.clock.now()), session.who
+    )
     _audit(
         "ListAccountRoles",
         request_id,
@@ -538,6 +540,7 @@ def roles() -> Response:
     return _json(
         {
             "provider": session.who.provider_name,
+            "region": services.region,
             "roles": [
                 {
                     "arn": r.arn,
@@ -551,12 +554,6 @@ def roles() -> Response:
             ],
         }
     )
-
-
-def _sts_context(services: Services, request_id: str) -> Any:
-    from fedbroker.sts.api import StsContext
-
-    return StsContext(services, None, web_sso._meta(request_id), services.clock.now())
 
 
 @blueprint.post("/credentials")
@@ -603,15 +600,13 @@ def credentials() -> Response:
 
 def _issue(
     services: Services, session: CliSession, role_arn: str, duration: int | None, request_id: str
-) -> Any:
+) -> Issued:
     """Role credentials from the CLI session's identity, audited like the API call."""
     from fedbroker.sso import service
 
-    meta = web_sso._meta(request_id)
+    meta = web_sso.request_meta(request_id)
     try:
-        return service.issue_audited(
-            services, meta, session.who, role_arn, duration, via="cli-session"
-        )
+        return service.issue_audited(services, meta, session.who, role_arn, duration, "cli-session")
     except FedbrokerError as error:
         if error.code == "ValidationError" and "duration" in error.message.lower():
             limit = _role_limit(services, session, role_arn)
@@ -631,7 +626,8 @@ def _issue(
 def _role_limit(services: Services, session: CliSession, role_arn: str) -> int | None:
     from fedbroker.sso import service
 
-    for role in service.offered_roles(_sts_context(services, new_request_id()), session.who):
+    ctx = web_sso.sts_context(new_request_id(), services.clock.now())
+    for role in service.offered_roles(ctx, session.who):
         if role.arn == role_arn:
             return role.max_session_duration
     return None

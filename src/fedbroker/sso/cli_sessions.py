@@ -191,7 +191,8 @@ class _Records:
 
     def once(self, key: str, until: datetime, now: datetime) -> bool:
         """True the first time ``key`` is presented (atomic across replicas)."""
-        return self.store.remember_assertion(f"cli-once:{key}", until, now)
+        # The replay table's key is 64 characters: a hash of the record's key, domain-separated.
+        return self.store.remember_assertion(self.key("cli-once", key), until, now)
 
 
 def _context(key: str) -> bytes:
@@ -279,7 +280,9 @@ def check_authorize(params: dict[str, str]) -> AuthorizeRequest:
     """Validate the authorization request. A bad ``redirect_uri`` must never be redirected to
     (RFC 6749 §4.1.2.1), so every error here is shown on the broker's page instead."""
     if params.get("client_id", CLIENT_ID) != CLIENT_ID:
-        raise CliAuthError("invalid_request", "unknown client", f"client_id {params['client_id']!r}")
+        raise CliAuthError(
+            "invalid_request", "unknown client", f"client_id {params['client_id'][:64]!r}"
+        )
     redirect_uri = params.get("redirect_uri", "")
     check_loopback(redirect_uri)
     if params.get("response_type", "code") != "code":

@@ -266,7 +266,9 @@ def authorize_decision() -> Response:
     try:
         request = cli.check_authorize(params)
         if who is None:
-            raise CliAuthError("access_denied", "your sign-in has expired; sign in again", status=403)
+            raise CliAuthError(
+                "access_denied", "your sign-in has expired; sign in again", status=403
+            )
         if not _csrf_ok(csrf):
             raise CliAuthError(
                 "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
@@ -376,7 +378,9 @@ def device_decision() -> Response:
     name = "ApproveDeviceAuthorization" if approve else "DenyDeviceAuthorization"
     try:
         if who is None:
-            raise CliAuthError("access_denied", "your sign-in has expired; sign in again", status=403)
+            raise CliAuthError(
+                "access_denied", "your sign-in has expired; sign in again", status=403
+            )
         if not _csrf_ok(csrf):
             raise CliAuthError(
                 "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
@@ -631,3 +635,6 @@ def _role_limit(services: Services, session: CliSession, role_arn: str) -> int |
         if role.arn == role_arn:
             return role.max_session_duration
     return None
+
+
+web_sso.AFTER_SIGN_IN.append(resume_after_sign_in)

@@ -77,3 +77,11 @@ def test_broker_session_timeouts_come_from_the_file_or_the_environment(tmp_path:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"FEDBROKER_SSO_IDLE_TIMEOUT": "0"})
     assert "sso_idle_timeout" in info.value.message
+
+
+def test_cli_session_lifetime_is_eight_hours_unless_set() -> None:
+    assert load_settings(environ={}).cli_session_lifetime == 28800
+    env = {"FEDBROKER_CLI_SESSION_LIFETIME": "600"}
+    assert load_settings(environ=env).cli_session_lifetime == 600
+    with pytest.raises(ConfigError, match="cli_session_lifetime"):
+        load_settings(environ={"FEDBROKER_CLI_SESSION_LIFETIME": "-1"})

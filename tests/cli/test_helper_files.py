@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import keyring
+import keyring.errors
 import pytest
+from keyring.backend import KeyringBackend
 
 from fedbroker.cli.aws_profiles import (
     PROCESS,
@@ -126,3 +130,59 @@ def test_client_environment_honours_aws_config_file(tmp_path: Path) -> None:
     default = client_environment({"HOME": str(tmp_path), "FEDBROKER_CLI_DIR": "/x"})
     assert default.aws_config_file == tmp_path / ".aws" / "config"
     assert default.state_dir == Path("/x")
+
+
+class DictKeyring(KeyringBackend):
+    """Stands in for an OS keyring (Secret Service, Keychain), which cannot run here."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self, broken: bool = False) -> None:
+        super().__init__()
+        self.secrets: dict[tuple[str, str], str] = {}
+        self.broken = broken
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        if self.broken:
+            raise keyring.errors.PasswordSetError("locked")
+        self.secrets[(service, username)] = password
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.secrets.get((service, username))
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.secrets.pop((service, username), None)
+
+
+@pytest.fixture
+def restore_keyring() -> Iterator[None]:
+    before = keyring.get_keyring()
+    yield
+    keyring.set_keyring(before)
+
+
+def test_session_goes_to_the_os_keyring_when_there_is_one(
+    tmp_path: Path, restore_keyring: None
+) -> None:
+    ring = DictKeyring()
+    keyring.set_keyring(ring)
+    store = SessionStore(tmp_path)
+    session = StoredSession(URL, "secret-handle", "cli-1", "2026-05-01T20:00:00Z", "p", "s", "n")
+    store.save(session)
+    assert store.where() == "the OS keyring"
+    assert not (tmp_path / "sessions").exists() or not list((tmp_path / "sessions").iterdir())
+    assert json.loads(ring.secrets[("fedbroker-cli", URL)])["handle"] == "secret-handle"
+    assert store.load(URL) == session
+    store.delete(URL)
+    assert ring.secrets == {}
+
+
+def test_a_keyring_that_refuses_falls_back_to_the_file(
+    tmp_path: Path, restore_keyring: None
+) -> None:
+    keyring.set_keyring(DictKeyring(broken=True))
+    store = SessionStore(tmp_path)
+    session = StoredSession(URL, "secret-handle", "cli-1", "2026-05-01T20:00:00Z", "p", "s", "n")
+    store.save(session)
+    assert len(list((tmp_path / "sessions").iterdir())) == 1
+    assert store.load(URL) == session

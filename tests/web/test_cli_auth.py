@@ -488,3 +488,30 @@ def test_a_changed_trust_policy_stops_the_next_exchange(broker: Broker) -> None:
         "/sso/cli/credentials", data={"role_arn": arn}, headers=bearer(handle)
     )
     assert answer.status_code == 403
+
+
+def test_an_administrator_revokes_by_session_id_or_by_person(broker: Broker) -> None:
+    from fedbroker.sso import cli_sessions
+
+    services = broker.services
+    first = signed_in_handle(broker)
+    second = signed_in_handle(broker)
+    session_id = broker.client.get("/sso/cli/whoami", headers=bearer(first)).get_json()[
+        "session_id"
+    ]
+    later = T0 + timedelta(hours=9)
+    cli_sessions.revoke_session_id(
+        services.store, services.master_key, session_id, later, broker.clock.now()
+    )
+    assert broker.client.get("/sso/cli/whoami", headers=bearer(first)).status_code == 401
+    assert broker.client.get("/sso/cli/whoami", headers=bearer(second)).status_code == 200
+    broker.clock.advance(timedelta(seconds=1))
+    cli_sessions.revoke_subject(
+        services.store, services.master_key, broker.alice.account_id, PROVIDER, "alice",
+        broker.clock.now(), later, broker.clock.now(),
+    )
+    assert broker.client.get("/sso/cli/whoami", headers=bearer(second)).status_code == 401
+    # A session made after the revocation works.
+    broker.clock.advance(timedelta(seconds=1))
+    third = signed_in_handle(broker)
+    assert broker.client.get("/sso/cli/whoami", headers=bearer(third)).status_code == 200

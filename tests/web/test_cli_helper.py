@@ -265,19 +265,16 @@ def test_durations_are_clamped_and_revocation_stops_the_next_refresh(
     expires = datetime.fromisoformat(creds["Expiration"].replace("Z", "+00:00"))
     assert timedelta(minutes=55) < expires - datetime.now(UTC) <= timedelta(hours=1)
 
-    # The broker revokes the CLI session (here through its revoke endpoint, as `logout` of
-    # another copy would); the cached credentials are dropped, the next refresh fails.
-    stored = json.loads(next((helper.state / "sessions").iterdir()).read_text())
-    import urllib.parse
-    import urllib.request
-
-    urllib.request.urlopen(
-        urllib.request.Request(
-            f"{helper.broker.url}/sso/cli/revoke",
-            data=urllib.parse.urlencode({"token": stored["handle"]}).encode(),
-        ),
-        timeout=10,
-    ).close()
+    # An administrator revokes this person's CLI sessions at the broker; once the cached
+    # credentials are gone (or near their end), the next refresh fails.
+    revoked = subprocess.run(
+        [
+            FEDBROKER, "sessions", "revoke-cli", *helper.broker.store_args,
+            "--subject", login, "--provider", oidc_peer.name,
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert revoked.returncode == 0, revoked.stderr
     for path in (helper.state / "cache").iterdir():
         path.unlink()
     refused = helper.run("credential-process", "--profile", name, ok=False)

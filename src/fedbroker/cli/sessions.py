@@ -104,3 +104,78 @@ def revoke(
     )
     click.echo(done)
     store.close()
+
+
+@sessions.command("revoke-cli")
+@_common
+@click.option("--session-id", help="Revoke one CLI session (`cliSessionId` in the audit log).")
+@click.option("--subject", help="Revoke every CLI session of this subject (OIDC sub, SAML NameID).")
+@click.option("--provider", help="With --subject: the provider's name (its URL without https://).")
+def revoke_cli(
+    data_dir: str | None,
+    database_url: str | None,
+    config: str | None,
+    session_id: str | None,
+    subject: str | None,
+    provider: str | None,
+) -> None:
+    """Revoke CLI sessions (`fedbroker login`): one by id, or all of a person until now."""
+    from datetime import timedelta
+
+    from fedbroker.audit.events import AuditEvent, JsonlAuditSink, UserIdentity
+    from fedbroker.clock import SystemClock
+    from fedbroker.config import master_key_from_env
+    from fedbroker.credentials.sealing import load_master_key
+    from fedbroker.directory.ids import new_request_id
+    from fedbroker.directory.sql import SqlStore
+    from fedbroker.errors import FedbrokerError
+    from fedbroker.sso import cli_sessions
+
+    if bool(session_id) == bool(subject):
+        raise click.UsageError("give exactly one of --session-id, --subject")
+    if subject and not provider:
+        raise click.UsageError("--subject needs --provider")
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    now = SystemClock().now()
+    keep_until = now + timedelta(seconds=settings.cli_session_lifetime)
+    try:
+        master_key = load_master_key(
+            settings.effective_master_key_file, master_key_from_env(), settings.dev_mode
+        )
+        store = SqlStore(settings.effective_database_url)
+        accounts = store.list_accounts()
+        if len(accounts) != 1:
+            raise click.ClickException("expected exactly one account; run `fedbroker init`")
+        account = accounts[0]
+        params: dict[str, Any]
+        if session_id:
+            cli_sessions.revoke_session_id(store, master_key, session_id, keep_until, now)
+            params = {"cliSessionId": session_id}
+            done = f"CLI session {session_id} revoked"
+        else:
+            assert subject is not None and provider is not None
+            cli_sessions.revoke_subject(
+                store, master_key, account.id, provider, subject, now, keep_until, now
+            )
+            params = {"subject": subject, "provider": provider, "issuedBefore": now.isoformat()}
+            done = f"CLI sessions of {subject} through {provider} revoked"
+    except FedbrokerError as exc:
+        raise click.ClickException(exc.message) from None
+    JsonlAuditSink(settings.audit_log).emit(
+        AuditEvent(
+            event_time=now,
+            event_source="sso.amazonaws.com",
+            event_name="RevokeCliSessions",
+            region=settings.region,
+            source_ip="localhost",
+            user_agent="fedbroker-cli",
+            user_identity=UserIdentity(
+                "Root", account.id, account.root_arn, account.id, invoked_by="fedbroker sessions"
+            ),
+            request_id=new_request_id(),
+            request_parameters=params,
+            recipient_account_id=account.id,
+        )
+    )
+    click.echo(done)
+    store.close()

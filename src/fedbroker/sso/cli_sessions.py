@@ -165,9 +165,9 @@ class DeviceStart:
 
 
 class _Records:
-    def __init__(self, services: Services) -> None:
-        self.store = services.store
-        self.master_key = services.master_key
+    def __init__(self, services: Services | None = None, **parts: Any) -> None:
+        self.store = services.store if services is not None else parts["store"]
+        self.master_key = services.master_key if services is not None else parts["master_key"]
 
     @staticmethod
     def key(namespace: str, secret: str) -> str:
@@ -248,6 +248,10 @@ def find_session(services: Services, handle: str, now: datetime) -> CliSession:
     session = CliSession.from_json(text)
     if now >= session.expires:
         raise CliAuthError("invalid_token", _SESSION_ENDED, "CLI session expired", 401)
+    if _revoked(records, session, now):
+        raise CliAuthError(
+            "invalid_token", _SESSION_ENDED, f"CLI session {session.id} revoked at the broker", 401
+        )
     return session
 
 
@@ -263,6 +267,50 @@ def revoke_session(services: Services, handle: str, now: datetime) -> CliSession
 
 
 _SESSION_ENDED = "the CLI session has expired or was revoked; run `fedbroker login`"
+
+
+# --- revocation by an administrator (``fedbroker sessions revoke-cli``) ---------------------
+# The broker keeps no list of sessions to walk (they are stored under hashes of their handles),
+# so an administrator's revocation is a marker that every use of a session checks: "sessions
+# of this person created before T" or "the session with this id". A marker is kept as long as
+# a session it covers could live (``keep_until``), then the store drops it.
+
+
+def _subject_key(records: _Records, account_id: str, provider: str, subject: str) -> str:
+    return records.key("cli-revoked-subject", json.dumps([account_id, provider, subject]))
+
+
+def revoke_subject(
+    store: Any,
+    master_key: Any,
+    account_id: str,
+    provider: str,
+    subject: str,
+    before: datetime,
+    keep_until: datetime,
+    now: datetime,
+) -> None:
+    """End every CLI session of ``subject`` (signed in through ``provider``) created before
+    ``before``."""
+    records = _Records(store=store, master_key=master_key)
+    key = _subject_key(records, account_id, provider, subject)
+    records.put(key, json.dumps({"before": before.isoformat()}), keep_until, now)
+
+
+def revoke_session_id(
+    store: Any, master_key: Any, session_id: str, keep_until: datetime, now: datetime
+) -> None:
+    """End the CLI session whose public id (audit events: ``cliSessionId``) is ``session_id``."""
+    records = _Records(store=store, master_key=master_key)
+    records.put(records.key("cli-revoked-id", session_id), "{}", keep_until, now)
+
+
+def _revoked(records: _Records, session: CliSession, now: datetime) -> bool:
+    if records.get(records.key("cli-revoked-id", session.id), now) is not None:
+        return True
+    who = session.who
+    text = records.get(_subject_key(records, who.account_id, who.provider_name, who.subject), now)
+    return text is not None and session.created < datetime.fromisoformat(json.loads(text)["before"])
 
 
 # --- loopback authorization (RFC 6749 §4.1 + RFC 7636 + RFC 8252) ----------------------------

@@ -515,3 +515,44 @@ def test_an_administrator_revokes_by_session_id_or_by_person(broker: Broker) -> 
     broker.clock.advance(timedelta(seconds=1))
     third = signed_in_handle(broker)
     assert broker.client.get("/sso/cli/whoami", headers=bearer(third)).status_code == 200
+
+
+def test_the_cli_polls_as_the_broker_asks(
+    broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`fedbroker login --device-code`'s polling against this broker over HTTP: the clock
+    moves only when the CLI sleeps; one early poll gets slow_down and the CLI waits longer."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from fedbroker.cli.broker_client import BrokerClient
+    from fedbroker.cli.login_flow import device_login
+
+    server = make_server("127.0.0.1", 0, broker.client.application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            broker.clock.advance(timedelta(seconds=1))  # too early: slow_down
+            return
+        if len(slept) == 3:
+            code = re.search(r"\b([A-Z]{4}-[A-Z]{4})\b", capsys.readouterr().err)
+            assert code is not None
+            csrf = broker.browser_session()
+            broker.client.post(
+                "/sso/cli/device",
+                data={"user_code": code.group(1), "decision": "approve", "csrf": csrf},
+            )
+        broker.clock.advance(timedelta(seconds=seconds))
+
+    try:
+        answer = device_login(BrokerClient(f"http://127.0.0.1:{server.port}"), sleep=sleep)
+    finally:
+        server.shutdown()
+        thread.join()
+    assert slept == [5, 5, 10]
+    assert answer["subject"] == "alice" and answer["access_token"]

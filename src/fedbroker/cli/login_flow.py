@@ -125,8 +125,9 @@ def device_login(
     if start.get("verification_uri_complete"):
         _say(f"or open {start['verification_uri_complete']}")
     interval = int(start["interval"])
-    deadline = time.monotonic() + int(start["expires_in"])
-    while time.monotonic() < deadline:
+    # Until the broker answers something else than "pending": a session, or expired_token once
+    # the code's expires_in has passed, or access_denied.
+    while True:
         sleep(interval)
         try:
             return client.poll_device(str(start["device_code"]))
@@ -136,5 +137,8 @@ def device_login(
             if error.error == "slow_down":
                 interval = int(error.extra.get("interval", interval + 5))
                 continue
+            if error.error == "expired_token":
+                raise BrokerError(
+                    "expired_token", "the code expired before it was approved; log in again"
+                ) from None
             raise
-    raise BrokerError("expired_token", "the device code expired before it was approved")

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import keyring
 import keyring.errors
@@ -186,3 +187,43 @@ def test_a_keyring_that_refuses_falls_back_to_the_file(
     store.save(session)
     assert len(list((tmp_path / "sessions").iterdir())) == 1
     assert store.load(URL) == session
+
+
+def helper_run(tmp_path: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from fedbroker.cli.main import main
+
+    env = {
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "FEDBROKER_CLI_DIR": str(tmp_path / "state"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "AWS_PROFILE": "",
+    }
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_credential_process_refusals_print_nothing_on_stdout(tmp_path: Path) -> None:
+    missing = helper_run(tmp_path, "credential-process", "--profile", "nope")
+    assert missing.exit_code == 1 and missing.stdout == ""
+    assert "profile `nope` is not in" in missing.stderr
+    (tmp_path / "config").write_text(
+        "[profile dev]\ncredential_process = fedbroker credential-process --profile dev\n"
+        "fedbroker_url = http://127.0.0.1:9\nfedbroker_role_arn = arn:aws:iam::1:role/r\n"
+    )
+    unsigned = helper_run(tmp_path, "credential-process", "--profile", "dev")
+    assert unsigned.exit_code == 2 and unsigned.stdout == ""
+    assert "run `fedbroker login --profile dev`" in unsigned.stderr
+    SessionStore(tmp_path / "state").save(
+        StoredSession("http://127.0.0.1:9", "h", "cli-1", "2000-01-01T00:00:00Z", "p", "s", "n")
+    )
+    expired = helper_run(tmp_path, "credential-process", "--profile", "dev")
+    assert expired.exit_code == 2 and expired.stdout == ""
+    assert "has expired; run `fedbroker login --profile dev`" in expired.stderr
+    SessionStore(tmp_path / "state").save(
+        StoredSession("http://127.0.0.1:9", "h", "cli-1", "2999-01-01T00:00:00Z", "p", "s", "n")
+    )
+    down = helper_run(tmp_path, "credential-process", "--profile", "dev")
+    assert down.exit_code == 1 and down.stdout == ""
+    assert "could not be reached" in down.stderr and "h" not in down.stderr.split()

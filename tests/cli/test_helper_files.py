@@ -51,9 +51,11 @@ def test_profiles_are_added_updated_and_pruned_and_others_kept(tmp_path: Path) -
     first = write_profiles(config, URL, "idp.test", [wanted("dev", "dev"), wanted("ops", "ops")])
     assert first.added == ("dev", "ops") and not first.pruned
     # The user adds a key to a helper profile; it survives the next run.
-    config.write_text(config.read_text().replace(
-        "fedbroker_provider = idp.test\n", "fedbroker_provider = idp.test\noutput = json\n", 1
-    ))
+    config.write_text(
+        config.read_text().replace(
+            "fedbroker_provider = idp.test\n", "fedbroker_provider = idp.test\noutput = json\n", 1
+        )
+    )
     second = write_profiles(config, URL, "idp.test", [wanted("dev", "dev2")])
     assert second.updated == ("dev",) and second.pruned == ("ops",) and not second.added
     text = config.read_text()

@@ -195,7 +195,10 @@ def test_loopback_code_with_pkce_gives_a_cli_session(broker: Broker) -> None:
     verifier, challenge = pkce()
     code = loopback_code(broker, challenge)
     answer = token(
-        broker, grant_type="authorization_code", code=code, code_verifier=verifier,
+        broker,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier=verifier,
         redirect_uri=LOOPBACK,
     )
     assert answer.status_code == 200
@@ -206,7 +209,10 @@ def test_loopback_code_with_pkce_gives_a_cli_session(broker: Broker) -> None:
     assert body["host"] == "laptop-7"
     # The code is single-use.
     again = token(
-        broker, grant_type="authorization_code", code=code, code_verifier=verifier,
+        broker,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier=verifier,
         redirect_uri=LOOPBACK,
     )
     assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
@@ -220,14 +226,20 @@ def test_wrong_verifier_or_redirect_uri_is_refused(broker: Broker) -> None:
     verifier, challenge = pkce()
     code = loopback_code(broker, challenge)
     wrong = token(
-        broker, grant_type="authorization_code", code=code, code_verifier="w" * 43,
+        broker,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier="w" * 43,
         redirect_uri=LOOPBACK,
     )
     assert wrong.status_code == 400
     assert wrong.get_json()["error"] == "invalid_grant"
     code = loopback_code(broker, challenge)
     other = token(
-        broker, grant_type="authorization_code", code=code, code_verifier=verifier,
+        broker,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier=verifier,
         redirect_uri="http://127.0.0.1:1/callback",
     )
     assert other.get_json()["error"] == "invalid_grant"
@@ -239,7 +251,10 @@ def test_expired_code_is_refused(broker: Broker) -> None:
     code = loopback_code(broker, challenge)
     broker.clock.advance(timedelta(minutes=3))
     late = token(
-        broker, grant_type="authorization_code", code=code, code_verifier=verifier,
+        broker,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier=verifier,
         redirect_uri=LOOPBACK,
     )
     assert late.get_json()["error"] == "invalid_grant"
@@ -399,7 +414,8 @@ def test_exchange_issues_role_credentials_and_audits_it(broker: Broker) -> None:
     assert roles["roles"][0]["max_session_duration"] == 3600
     arn = roles["roles"][0]["arn"]
     answer = broker.client.post(
-        "/sso/cli/credentials", data={"role_arn": arn, "duration_seconds": "900"},
+        "/sso/cli/credentials",
+        data={"role_arn": arn, "duration_seconds": "900"},
         headers=bearer(handle),
     )
     assert answer.status_code == 200, answer.get_json()
@@ -407,9 +423,7 @@ def test_exchange_issues_role_credentials_and_audits_it(broker: Broker) -> None:
     assert creds["Version"] == 1 and creds["AccessKeyId"].startswith("ASIA")
     assert creds["Expiration"] == "2026-05-01T09:15:00Z"
     assert creds["AssumedRoleArn"].endswith(":assumed-role/cli-dev/alice@example.test")
-    [event] = [
-        e for e in broker.events("AssumeRoleWithWebIdentity") if e.get("errorCode") is None
-    ]
+    [event] = [e for e in broker.events("AssumeRoleWithWebIdentity") if e.get("errorCode") is None]
     assert event["additionalEventData"] == {"via": "cli-session"}
     assert creds["SecretAccessKey"] not in json.dumps(event)
     assert handle not in json.dumps([e.to_record() for e in broker.audit.events])
@@ -419,7 +433,8 @@ def test_exchange_refusals(broker: Broker) -> None:
     handle = signed_in_handle(broker)
     arn = broker.client.get("/sso/cli/roles", headers=bearer(handle)).get_json()["roles"][0]["arn"]
     too_long = broker.client.post(
-        "/sso/cli/credentials", data={"role_arn": arn, "duration_seconds": "7200"},
+        "/sso/cli/credentials",
+        data={"role_arn": arn, "duration_seconds": "7200"},
         headers=bearer(handle),
     )
     assert too_long.status_code == 400
@@ -457,7 +472,10 @@ def test_lifetime_is_configurable(broker: Broker) -> None:
     verifier, challenge = pkce()
     code = loopback_code(broker, challenge)
     body = token(
-        broker, grant_type="authorization_code", code=code, code_verifier=verifier,
+        broker,
+        grant_type="authorization_code",
+        code=code,
+        code_verifier=verifier,
         redirect_uri=LOOPBACK,
     ).get_json()
     assert body["expires_in"] == 1800
@@ -507,8 +525,14 @@ def test_an_administrator_revokes_by_session_id_or_by_person(broker: Broker) -> 
     assert broker.client.get("/sso/cli/whoami", headers=bearer(second)).status_code == 200
     broker.clock.advance(timedelta(seconds=1))
     cli_sessions.revoke_subject(
-        services.store, services.master_key, broker.alice.account_id, PROVIDER, "alice",
-        broker.clock.now(), later, broker.clock.now(),
+        services.store,
+        services.master_key,
+        broker.alice.account_id,
+        PROVIDER,
+        "alice",
+        broker.clock.now(),
+        later,
+        broker.clock.now(),
     )
     assert broker.client.get("/sso/cli/whoami", headers=bearer(second)).status_code == 401
     # A session made after the revocation works.

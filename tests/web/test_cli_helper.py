@@ -59,7 +59,11 @@ class Helper:
 
     def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [FEDBROKER, *args], env=self.env, capture_output=True, text=True, timeout=120,
+            [FEDBROKER, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=False,
         )
         if ok:
@@ -182,9 +186,7 @@ def configured(
 
 
 def caller(arn: str, session_name: str) -> str:
-    return (
-        arn.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + f"/{session_name}"
-    )
+    return arn.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + f"/{session_name}"
 
 
 def test_from_sign_in_to_the_aws_cli_and_boto3(
@@ -231,7 +233,8 @@ def test_from_sign_in_to_the_aws_cli_and_boto3(
     assert first == again and first["Version"] == 1
     # ... until less than 5 minutes remain: then it refreshes without interaction.
     [cache] = [
-        p for p in (helper.state / "cache").iterdir()
+        p
+        for p in (helper.state / "cache").iterdir()
         if json.loads(p.read_text())["credentials"]["AccessKeyId"] == first["AccessKeyId"]
     ]
     aged = json.loads(cache.read_text())
@@ -269,10 +272,19 @@ def test_durations_are_clamped_and_revocation_stops_the_next_refresh(
     # credentials are gone (or near their end), the next refresh fails.
     revoked = subprocess.run(
         [
-            FEDBROKER, "sessions", "revoke-cli", *helper.broker.store_args,
-            "--subject", login, "--provider", oidc_peer.name,
+            FEDBROKER,
+            "sessions",
+            "revoke-cli",
+            *helper.broker.store_args,
+            "--subject",
+            login,
+            "--provider",
+            oidc_peer.name,
         ],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert revoked.returncode == 0, revoked.stderr
     for path in (helper.state / "cache").iterdir():
@@ -323,8 +335,15 @@ def test_serve_credentials_feeds_botocores_container_provider(
 
     # exec: the same credentials in a child's environment.
     done = helper.run(
-        "exec", "--profile", name, "--", AWS, "--endpoint-url", helper.broker.url,
-        "sts", "get-caller-identity",
+        "exec",
+        "--profile",
+        name,
+        "--",
+        AWS,
+        "--endpoint-url",
+        helper.broker.url,
+        "sts",
+        "get-caller-identity",
     )
     assert json.loads(done.stdout)["Arn"] == caller(role, f"{login}@example.test")
 
@@ -344,9 +363,9 @@ def second_page(browser: Browser) -> Iterator[Page]:
     other = context.new_page()
     other.route(
         "**/*",
-        lambda route: route.continue_()
-        if route.request.url.startswith("http://127.0.0.1")
-        else route.abort(),
+        lambda route: (
+            route.continue_() if route.request.url.startswith("http://127.0.0.1") else route.abort()
+        ),
     )
     yield other
     context.close()
@@ -386,7 +405,8 @@ def test_device_code_login_approved_from_another_browser(
     assert json.loads(done.stdout)["Arn"] == caller(role, f"{login}@example.test")
     events: list[dict[str, Any]] = helper.broker.audit_events()
     approvals = [
-        e for e in events
+        e
+        for e in events
         if e["eventName"] == "ApproveDeviceAuthorization"
         and e["userIdentity"].get("userName") == login
     ]

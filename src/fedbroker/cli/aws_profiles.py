@@ -78,8 +78,7 @@ def read_profile(path: Path, name: str) -> HelperProfile:
         role_arn=role_arn,
         provider=values.get("fedbroker_provider", "").strip() or None,
         duration=int(duration) if duration else None,
-        device_code=values.get("fedbroker_device_code", "").strip().lower()
-        in ("true", "1", "yes"),
+        device_code=values.get("fedbroker_device_code", "").strip().lower() in ("true", "1", "yes"),
     )
 
 

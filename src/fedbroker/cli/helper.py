@@ -90,8 +90,8 @@ def _login(
 
     client = BrokerClient(url)
     try:
-        answer = device_login(client) if device_code else loopback_login(
-            client, provider, open_browser
+        answer = (
+            device_login(client) if device_code else loopback_login(client, provider, open_browser)
         )
     except BrokerError as error:
         raise click.ClickException(f"sign-in failed: {error.description}") from None
@@ -206,9 +206,7 @@ def credential_process(profile_name_: str | None) -> None:
 @_url_option
 @click.option("--device-code", is_flag=True, help="Sign in on another device (RFC 8628).")
 @click.option("--no-browser", is_flag=True, help="Print the sign-in URL; do not open it.")
-def login(
-    profile_name_: str | None, url: str | None, device_code: bool, no_browser: bool
-) -> None:
+def login(profile_name_: str | None, url: str | None, device_code: bool, no_browser: bool) -> None:
     """Sign in through the broker; keeps a CLI session for the profiles of that broker."""
     env = client_environment()
     target, provider, device, _ = _target(env, url, profile_name_)
@@ -388,4 +386,3 @@ def serve_credentials(profile_name_: str | None) -> None:
     profile = _profile(env, profile_name_)
     role_credentials(env, profile)  # fail now, not at the first request, if not signed in
     serve(lambda: role_credentials(env, profile))
-

@@ -55,8 +55,11 @@ def _handler(state: str, answer: _Answer) -> type[BaseHTTPRequestHandler]:
             if "code" in params:
                 self._reply(200, "Signed in. You can close this window and return to the terminal.")
             else:
-                self._reply(400, "The sign-in was not completed: "
-                            + params.get("error_description", params.get("error", "no code")))
+                self._reply(
+                    400,
+                    "The sign-in was not completed: "
+                    + params.get("error_description", params.get("error", "no code")),
+                )
             answer.params = params
             answer.done.set()
 

@@ -1,4 +1,4 @@
-"""Broker CLI sessions and the two ways a CLI gets one (issue 6), framework-free.
+"""Broker CLI sessions (issue 6), framework-free.
 
 A CLI session is what ``fedbroker login`` ends with: a random handle (the bearer the CLI keeps
 in the OS keyring or a user-only file) naming a server-side record that holds the signed-in
@@ -12,11 +12,8 @@ shared by every worker and replica), each under the SHA-256 of a domain-separate
 copy of the database yields no usable handle, code or device code:
 
 - ``cli-session:<handle>`` → the session (lifetime: ``cli_session_lifetime`` setting, 8 h);
-- ``cli-code:<code>`` → a one-time authorization code of the loopback flow (RFC 6749 §4.1 with
-  PKCE S256, RFC 7636; loopback redirect URIs as RFC 8252 §7.3), valid 2 minutes, redeemed once;
-- ``cli-device:<device_code>``, ``cli-user-code:<user code>``, ``cli-device-poll:<device_code>``
-  → a device authorization (RFC 8628), valid 10 minutes. The poll record is separate from the
-  grant so that a poll can never overwrite an approval written at the same moment.
+- one-time codes of the loopback flow (:mod:`fedbroker.sso.cli_loopback`) and device
+  authorizations (:mod:`fedbroker.sso.cli_device`), the two ways a CLI gets a session.
 
 Every function raises :class:`CliAuthError` carrying the RFC 6749 §5.2 / RFC 8628 §3.5 error
 code; the web layer renders it as RFC 6749 JSON.
@@ -26,10 +23,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import secrets
-import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,14 +34,7 @@ from fedbroker.iam.context import Services
 from fedbroker.sso.identity import SignedIn
 
 CLIENT_ID = "fedbroker-cli"
-CODE_LIFETIME = timedelta(minutes=2)
-DEVICE_LIFETIME = timedelta(minutes=10)
-DEVICE_INTERVAL = 5  # seconds between polls (RFC 8628 §3.2 default)
-SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: add 5 seconds on slow_down
 DEFAULT_LIFETIME = timedelta(hours=8)
-# RFC 8628 §6.1: a user code of 8 characters from 20 consonants (no vowels, no look-alikes).
-USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
-USER_CODE_LENGTH = 8
 HOST_MAX = 128
 
 
@@ -107,45 +95,6 @@ class CliSession:
 
 
 @dataclass(frozen=True)
-class DeviceGrant:
-    """A device authorization as shown on the approval page."""
-
-    user_code: str
-    host: str
-    source_ip: str
-    created: datetime
-    expires: datetime
-    status: str  # pending | approved | denied
-    who: SignedIn | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "user_code": self.user_code,
-                "host": self.host,
-                "source_ip": self.source_ip,
-                "created": self.created.isoformat(),
-                "expires": self.expires.isoformat(),
-                "status": self.status,
-                "who": self.who.to_json() if self.who is not None else None,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> DeviceGrant:
-        data = json.loads(text)
-        return cls(
-            user_code=data["user_code"],
-            host=data["host"],
-            source_ip=data["source_ip"],
-            created=datetime.fromisoformat(data["created"]),
-            expires=datetime.fromisoformat(data["expires"]),
-            status=data["status"],
-            who=SignedIn.from_json(data["who"]) if data["who"] else None,
-        )
-
-
-@dataclass(frozen=True)
 class Issued:
     """A new CLI session: the handle goes to the CLI once, never anywhere else."""
 
@@ -153,18 +102,10 @@ class Issued:
     session: CliSession
 
 
-@dataclass(frozen=True)
-class DeviceStart:
-    device_code: str
-    user_code: str
-    expires_in: int
-    interval: int
-
-
 # --- the sealed key-value records ------------------------------------------------------------
 
 
-class _Records:
+class Records:
     def __init__(self, services: Services | None = None, **parts: Any) -> None:
         self.store = services.store if services is not None else parts["store"]
         self.master_key = services.master_key if services is not None else parts["master_key"]
@@ -228,7 +169,7 @@ def create_session(
         host=clean_host(host),
         source_ip=source_ip,
     )
-    records = _Records(services)
+    records = Records(services)
     records.put(records.key("cli-session", handle), session.to_json(), session.expires, now)
     return Issued(handle, session)
 
@@ -239,7 +180,7 @@ def find_session(services: Services, handle: str, now: datetime) -> CliSession:
         raise CliAuthError(
             "invalid_token", _SESSION_ENDED, "no or oversize bearer handle", status=401
         )
-    records = _Records(services)
+    records = Records(services)
     text = records.get(records.key("cli-session", handle), now)
     if text is None:
         raise CliAuthError(
@@ -261,7 +202,7 @@ def revoke_session(services: Services, handle: str, now: datetime) -> CliSession
         session = find_session(services, handle, now)
     except CliAuthError:
         return None
-    records = _Records(services)
+    records = Records(services)
     records.delete(records.key("cli-session", handle))
     return session
 
@@ -276,7 +217,7 @@ _SESSION_ENDED = "the CLI session has expired or was revoked; run `fedbroker log
 # a session it covers could live (``keep_until``), then the store drops it.
 
 
-def _subject_key(records: _Records, account_id: str, provider: str, subject: str) -> str:
+def _subject_key(records: Records, account_id: str, provider: str, subject: str) -> str:
     return records.key("cli-revoked-subject", json.dumps([account_id, provider, subject]))
 
 
@@ -292,7 +233,7 @@ def revoke_subject(
 ) -> None:
     """End every CLI session of ``subject`` (signed in through ``provider``) created before
     ``before``."""
-    records = _Records(store=store, master_key=master_key)
+    records = Records(store=store, master_key=master_key)
     key = _subject_key(records, account_id, provider, subject)
     records.put(key, json.dumps({"before": before.isoformat()}), keep_until, now)
 
@@ -301,254 +242,13 @@ def revoke_session_id(
     store: Any, master_key: Any, session_id: str, keep_until: datetime, now: datetime
 ) -> None:
     """End the CLI session whose public id (audit events: ``cliSessionId``) is ``session_id``."""
-    records = _Records(store=store, master_key=master_key)
+    records = Records(store=store, master_key=master_key)
     records.put(records.key("cli-revoked-id", session_id), "{}", keep_until, now)
 
 
-def _revoked(records: _Records, session: CliSession, now: datetime) -> bool:
+def _revoked(records: Records, session: CliSession, now: datetime) -> bool:
     if records.get(records.key("cli-revoked-id", session.id), now) is not None:
         return True
     who = session.who
     text = records.get(_subject_key(records, who.account_id, who.provider_name, who.subject), now)
     return text is not None and session.created < datetime.fromisoformat(json.loads(text)["before"])
-
-
-# --- loopback authorization (RFC 6749 §4.1 + RFC 7636 + RFC 8252) ----------------------------
-
-
-@dataclass(frozen=True)
-class AuthorizeRequest:
-    redirect_uri: str
-    code_challenge: str
-    state: str
-    host: str
-
-
-def check_authorize(params: dict[str, str]) -> AuthorizeRequest:
-    """Validate the authorization request. A bad ``redirect_uri`` must never be redirected to
-    (RFC 6749 §4.1.2.1), so every error here is shown on the broker's page instead."""
-    if params.get("client_id", CLIENT_ID) != CLIENT_ID:
-        raise CliAuthError(
-            "invalid_request", "unknown client", f"client_id {params['client_id'][:64]!r}"
-        )
-    redirect_uri = params.get("redirect_uri", "")
-    check_loopback(redirect_uri)
-    if params.get("response_type", "code") != "code":
-        raise CliAuthError("unsupported_response_type", "only the code response type is supported")
-    if params.get("code_challenge_method") != "S256":
-        raise CliAuthError("invalid_request", "PKCE with code_challenge_method S256 is required")
-    challenge = params.get("code_challenge", "")
-    if not 43 <= len(challenge) <= 128 or not _B64URL.issuperset(challenge):
-        raise CliAuthError("invalid_request", "the code_challenge is malformed")
-    state = params.get("state", "")
-    if len(state) > 512:
-        raise CliAuthError("invalid_request", "the state is too long")
-    return AuthorizeRequest(redirect_uri, challenge, state, clean_host(params.get("host", "")))
-
-
-_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def check_loopback(redirect_uri: str) -> None:
-    """RFC 8252 §7.3: ``http`` to the loopback IP literal, any port, no fragment."""
-    try:
-        parts = urllib.parse.urlsplit(redirect_uri)
-        port = parts.port
-    except ValueError:
-        raise CliAuthError("invalid_request", "the redirect_uri is malformed") from None
-    if (
-        parts.scheme != "http"
-        or parts.hostname not in ("127.0.0.1", "::1")
-        or port is None
-        or parts.fragment
-        or parts.username is not None
-        or len(redirect_uri) > 512
-    ):
-        raise CliAuthError(
-            "invalid_request",
-            "the redirect_uri must be http://127.0.0.1:PORT/... (a loopback address)",
-            f"redirect_uri {redirect_uri[:256]!r}",
-        )
-
-
-def issue_code(
-    services: Services, who: SignedIn, request: AuthorizeRequest, source_ip: str, now: datetime
-) -> str:
-    """A one-time code for ``request``, bound to its PKCE challenge and redirect URI."""
-    code = secrets.token_urlsafe(32)
-    record = json.dumps(
-        {
-            "who": who.to_json(),
-            "redirect_uri": request.redirect_uri,
-            "code_challenge": request.code_challenge,
-            "host": request.host,
-            "source_ip": source_ip,
-            "expires": (now + CODE_LIFETIME).isoformat(),
-        }
-    )
-    records = _Records(services)
-    records.put(records.key("cli-code", code), record, now + CODE_LIFETIME, now)
-    return code
-
-
-def redeem_code(
-    services: Services,
-    code: str,
-    verifier: str,
-    redirect_uri: str,
-    source_ip: str,
-    lifetime: timedelta,
-    now: datetime,
-) -> Issued:
-    """RFC 6749 §4.1.3 with RFC 7636 §4.6: the code once, its verifier, its redirect URI."""
-    if not code or len(code) > 256:
-        raise CliAuthError("invalid_request", "the code is missing")
-    if not 43 <= len(verifier) <= 128 or not _B64URL.union("~.").issuperset(verifier):
-        raise CliAuthError("invalid_request", "the code_verifier is missing or malformed")
-    records = _Records(services)
-    key = records.key("cli-code", code)
-    text = records.get(key, now)
-    if text is None or not records.once(key, now + CODE_LIFETIME, now):
-        raise CliAuthError(
-            "invalid_grant", "the code is invalid, expired or was already used", status=400
-        )
-    records.delete(key)
-    record = json.loads(text)
-    if now >= datetime.fromisoformat(record["expires"]):
-        raise CliAuthError("invalid_grant", "the code is invalid, expired or was already used")
-    challenge = _b64(hashlib.sha256(verifier.encode()).digest())
-    if not hmac.compare_digest(challenge.encode(), str(record["code_challenge"]).encode()):
-        raise CliAuthError(
-            "invalid_grant", "the code_verifier does not match", "PKCE verification failed"
-        )
-    if redirect_uri != record["redirect_uri"]:
-        raise CliAuthError(
-            "invalid_grant", "the redirect_uri does not match the authorization request"
-        )
-    who = SignedIn.from_json(record["who"])
-    return create_session(services, who, str(record["host"]), source_ip, lifetime, now)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-# --- device authorization (RFC 8628) ---------------------------------------------------------
-
-
-def normalize_user_code(text: str) -> str:
-    """RFC 8628 §6.1: case and punctuation do not matter when the user types the code."""
-    return "".join(c for c in text.upper() if c.isalnum())[:32]
-
-
-def format_user_code(code: str) -> str:
-    return f"{code[:4]}-{code[4:]}"
-
-
-def start_device(
-    services: Services, host: str, source_ip: str, now: datetime
-) -> DeviceStart:
-    """RFC 8628 §3.1/§3.2: a device code (the CLI's secret) and a user code (to type)."""
-    device_code = secrets.token_urlsafe(32)
-    user_code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
-    expires = now + DEVICE_LIFETIME
-    grant = DeviceGrant(
-        user_code=user_code,
-        host=clean_host(host),
-        source_ip=source_ip,
-        created=now,
-        expires=expires,
-        status="pending",
-    )
-    records = _Records(services)
-    device_key = records.key("cli-device", device_code)
-    # Kept past its expiry so that a late poll learns `expired_token`, not `invalid_grant`.
-    keep = expires + DEVICE_LIFETIME
-    records.put(device_key, grant.to_json(), keep, now)
-    records.put(records.key("cli-user-code", user_code), device_key, expires, now)
-    return DeviceStart(
-        device_code, format_user_code(user_code), int(DEVICE_LIFETIME.total_seconds()),
-        DEVICE_INTERVAL,
-    )
-
-
-def find_device(services: Services, user_code: str, now: datetime) -> tuple[str, DeviceGrant]:
-    """The pending device authorization a user typed the code of (for the approval page)."""
-    code = normalize_user_code(user_code)
-    records = _Records(services)
-    device_key = records.get(records.key("cli-user-code", code), now) if code else None
-    text = records.get(device_key, now) if device_key else None
-    if device_key is None or text is None:
-        raise CliAuthError("invalid_grant", "that code is unknown or has expired")
-    grant = DeviceGrant.from_json(text)
-    if grant.status != "pending" or now >= grant.expires:
-        raise CliAuthError("invalid_grant", "that code is unknown or has expired")
-    return device_key, grant
-
-
-def decide_device(
-    services: Services, user_code: str, who: SignedIn, approve: bool, now: datetime
-) -> DeviceGrant:
-    """Approve (with the signed-in identity) or deny a pending device authorization."""
-    device_key, grant = find_device(services, user_code, now)
-    records = _Records(services)
-    decided = DeviceGrant(
-        user_code=grant.user_code,
-        host=grant.host,
-        source_ip=grant.source_ip,
-        created=grant.created,
-        expires=grant.expires,
-        status="approved" if approve else "denied",
-        who=who if approve else None,
-    )
-    records.put(device_key, decided.to_json(), grant.expires + DEVICE_LIFETIME, now)
-    records.delete(records.key("cli-user-code", grant.user_code))
-    return decided
-
-
-def poll_device(
-    services: Services, device_code: str, source_ip: str, lifetime: timedelta, now: datetime
-) -> Issued:
-    """RFC 8628 §3.4/§3.5: the CLI's poll; a session once approved, else the RFC's errors."""
-    if not device_code or len(device_code) > 256:
-        raise CliAuthError("invalid_request", "the device_code is missing")
-    records = _Records(services)
-    device_key = records.key("cli-device", device_code)
-    text = records.get(device_key, now)
-    if text is None:
-        raise CliAuthError("invalid_grant", "the device_code is unknown")
-    grant = DeviceGrant.from_json(text)
-    if now >= grant.expires:
-        raise CliAuthError("expired_token", "the device code has expired; start again")
-    if grant.status == "denied":
-        raise CliAuthError("access_denied", "the sign-in was denied")
-    if grant.status == "approved" and grant.who is not None:
-        if not records.once(device_key, grant.expires + DEVICE_LIFETIME, now):
-            raise CliAuthError("invalid_grant", "the device code was already used")
-        records.delete(device_key)
-        return create_session(services, grant.who, grant.host, source_ip, lifetime, now)
-    _pace(records, device_code, grant, now)
-    raise CliAuthError("authorization_pending", "the sign-in has not been approved yet")
-
-
-def _pace(records: _Records, device_code: str, grant: DeviceGrant, now: datetime) -> None:
-    """``slow_down`` when polled faster than the interval, which then grows (RFC 8628 §3.5)."""
-    key = records.key("cli-device-poll", device_code)
-    text = records.get(key, now)
-    interval = DEVICE_INTERVAL
-    if text is not None:
-        last = json.loads(text)
-        interval = int(last["interval"])
-        if now < datetime.fromisoformat(last["at"]) + timedelta(seconds=interval):
-            interval += SLOW_DOWN_STEP
-            records.put(
-                key,
-                json.dumps({"at": now.isoformat(), "interval": interval}),
-                grant.expires,
-                now,
-            )
-            raise CliAuthError(
-                "slow_down", f"polling too fast; wait {interval} seconds between polls",
-                extra={"interval": interval},
-            )
-    records.put(key, json.dumps({"at": now.isoformat(), "interval": interval}), grant.expires, now)

@@ -36,12 +36,10 @@ from flask import request as flask_request
 
 from fedbroker.audit.events import AuditEvent, UserIdentity
 from fedbroker.directory.ids import new_request_id
-from fedbroker.errors import FedbrokerError
 from fedbroker.iam.context import Services
-from fedbroker.sso import cli_sessions as cli
+from fedbroker.sso import cli_device, cli_loopback, cli_sessions
 from fedbroker.sso.cli_sessions import CliAuthError, CliSession
 from fedbroker.sso.identity import SignedIn
-from fedbroker.sso.service import Issued
 from fedbroker.web import sso as web_sso
 
 blueprint = Blueprint("sso_cli", __name__, url_prefix="/sso/cli", template_folder="templates")
@@ -60,12 +58,12 @@ def _services() -> Services:
     return web_sso.services()
 
 
-def _lifetime() -> timedelta:
-    value = current_app.config.get("CLI_SESSION_LIFETIME", cli.DEFAULT_LIFETIME)
+def session_lifetime() -> timedelta:
+    value = current_app.config.get("CLI_SESSION_LIFETIME", cli_sessions.DEFAULT_LIFETIME)
     return value if isinstance(value, timedelta) else timedelta(seconds=int(value))
 
 
-def _source_ip() -> str:
+def client_ip() -> str:
     return flask_request.remote_addr or "unknown"
 
 
@@ -82,7 +80,7 @@ def _identity(who: SignedIn | None) -> UserIdentity:
     )
 
 
-def _audit(
+def audit_event(
     name: str,
     request_id: str,
     who: SignedIn | None,
@@ -106,7 +104,7 @@ def _audit(
             event_source=source,
             event_name=name,
             region=services.region,
-            source_ip=_source_ip(),
+            source_ip=client_ip(),
             user_agent=flask_request.headers.get("User-Agent", "")[:256],
             user_identity=_identity(who),
             request_id=request_id,
@@ -120,7 +118,7 @@ def _audit(
     )
 
 
-def _json(body: dict[str, Any], status: int = 200) -> Response:
+def json_answer(body: dict[str, Any], status: int = 200) -> Response:
     response = jsonify(body)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -128,9 +126,9 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
     return response
 
 
-def _oauth_error(error: CliAuthError, request_id: str) -> Response:
+def oauth_error(error: CliAuthError, request_id: str) -> Response:
     """RFC 6749 §5.2 JSON; RFC 6750 §3 ``WWW-Authenticate`` for bearer failures."""
-    response = _json(
+    response = json_answer(
         {
             "error": error.error,
             "error_description": error.description,
@@ -154,9 +152,9 @@ def _bearer() -> str:
     return value.strip()
 
 
-def _session() -> CliSession:
+def bearer_session() -> CliSession:
     services = _services()
-    return cli.find_session(services, _bearer(), services.clock.now())
+    return cli_sessions.find_session(services, _bearer(), services.clock.now())
 
 
 def _browser() -> tuple[SignedIn | None, str | None]:
@@ -178,7 +176,7 @@ def _csrf_ok(expected: str | None) -> bool:
     return bool(expected and given and hmac.compare_digest(given.encode(), expected.encode()))
 
 
-def _options() -> list[web_sso.SignInOption]:
+def sign_in_options() -> list[web_sso.SignInOption]:
     return [option for lister in web_sso.SIGN_IN_OPTIONS for option in lister(_services())]
 
 
@@ -186,14 +184,14 @@ def _sign_in_first(provider: str | None) -> Response:
     """Send the browser to sign in, and bring it back here afterwards (see ``resume``)."""
     here = flask_request.full_path if flask_request.query_string else flask_request.path
     target = "/sso"
-    for option in _options():
+    for option in sign_in_options():
         if provider and option.label == provider:
             target = option.url
     response = make_response(redirect(target, 302))
     response.set_cookie(
         RESUME_COOKIE,
         here,
-        max_age=int(cli.DEVICE_LIFETIME.total_seconds()),
+        max_age=int(cli_device.DEVICE_LIFETIME.total_seconds()),
         httponly=True,
         samesite="Lax",
         secure=bool(current_app.config.get("SSO_SECURE_COOKIE", True)),
@@ -234,9 +232,9 @@ def authorize() -> Response:
     request_id = new_request_id()
     params = {k: v for k, v in flask_request.args.items()}
     try:
-        request = cli.check_authorize(params)
+        request = cli_loopback.check_authorize(params)
     except CliAuthError as error:
-        _audit("Authorize", request_id, None, params=_safe(params), error=error)
+        audit_event("Authorize", request_id, None, params=safe_params(params), error=error)
         return _page_error(error, request_id)
     who, csrf = _browser()
     if who is None:
@@ -264,27 +262,33 @@ def authorize_decision() -> Response:
     params = {k: v for k, v in flask_request.form.items() if k not in ("csrf", "decision")}
     who, csrf = _browser()
     try:
-        request = cli.check_authorize(params)
+        request = cli_loopback.check_authorize(params)
         if who is None:
             raise CliAuthError(
                 "access_denied", "your sign-in has expired; sign in again", status=403
             )
         if not _csrf_ok(csrf):
             raise CliAuthError(
-                "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
+                "access_denied",
+                "the form could not be accepted; sign in again",
+                "bad CSRF token",
                 403,
             )
     except CliAuthError as error:
-        _audit("Authorize", request_id, who, params=_safe(params), error=error)
+        audit_event("Authorize", request_id, who, params=safe_params(params), error=error)
         return _page_error(error, request_id)
     query: dict[str, str]
     if flask_request.form.get("decision") == "allow":
-        code = cli.issue_code(services, who, request, _source_ip(), now)
+        code = cli_loopback.issue_code(services, who, request, client_ip(), now)
         query = {"code": code}
-        _audit("Authorize", request_id, who, params=_safe(params), response={"decision": "allow"})
+        audit_event(
+            "Authorize", request_id, who, params=safe_params(params), response={"decision": "allow"}
+        )
     else:
         query = {"error": "access_denied", "error_description": "the user denied the sign-in"}
-        _audit("Authorize", request_id, who, params=_safe(params), response={"decision": "deny"})
+        audit_event(
+            "Authorize", request_id, who, params=safe_params(params), response={"decision": "deny"}
+        )
     if request.state:
         query["state"] = request.state
     separator = "&" if "?" in request.redirect_uri else "?"
@@ -294,50 +298,23 @@ def authorize_decision() -> Response:
     return response
 
 
-def _safe(params: dict[str, str]) -> dict[str, str]:
+def safe_params(params: dict[str, str]) -> dict[str, str]:
     """Request parameters for the audit event: codes, verifiers and handles left out."""
-    keep = ("client_id", "redirect_uri", "response_type", "code_challenge_method", "host",
-            "grant_type", "provider", "role_arn", "duration_seconds")
+    keep = (
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "code_challenge_method",
+        "host",
+        "grant_type",
+        "provider",
+        "role_arn",
+        "duration_seconds",
+    )
     return {k: v[:256] for k, v in params.items() if k in keep}
 
 
 # --- device authorization --------------------------------------------------------------------
-
-
-@blueprint.post("/device_authorization")
-def device_authorization() -> Response:
-    request_id = new_request_id()
-    services = _services()
-    params = dict(flask_request.form.items())
-    try:
-        if params.get("client_id", cli.CLIENT_ID) != cli.CLIENT_ID:
-            raise CliAuthError("invalid_client", "unknown client", status=401)
-        start = cli.start_device(
-            services, params.get("host", ""), _source_ip(), services.clock.now()
-        )
-    except CliAuthError as error:
-        _audit("StartDeviceAuthorization", request_id, None, params=_safe(params), error=error)
-        return _oauth_error(error, request_id)
-    base = flask_request.host_url.rstrip("/") + "/sso/cli/device"
-    _audit(
-        "StartDeviceAuthorization",
-        request_id,
-        None,
-        params=_safe(params),
-        response={"expiresIn": start.expires_in, "interval": start.interval},
-    )
-    return _json(
-        {
-            "device_code": start.device_code,
-            "user_code": start.user_code,
-            "verification_uri": base,
-            "verification_uri_complete": base + "?" + urllib.parse.urlencode(
-                {"user_code": start.user_code}
-            ),
-            "expires_in": start.expires_in,
-            "interval": start.interval,
-        }
-    )
 
 
 @blueprint.get("/device")
@@ -351,9 +328,9 @@ def device_page() -> Response:
     if not user_code:
         return _page("sso_cli_device.html", who=who, csrf=csrf, grant=None, error=None)
     try:
-        _, grant = cli.find_device(services, user_code, services.clock.now())
+        _, grant = cli_device.find_device(services, user_code, services.clock.now())
     except CliAuthError as error:
-        _audit(
+        audit_event(
             "ApproveDeviceAuthorization", request_id, who, source=PORTAL_SOURCE, error=error
         )
         return _page(
@@ -364,7 +341,7 @@ def device_page() -> Response:
         who=who,
         csrf=csrf,
         grant=grant,
-        user_code=cli.format_user_code(grant.user_code),
+        user_code=cli_device.format_user_code(grant.user_code),
         error=None,
     )
 
@@ -383,16 +360,18 @@ def device_decision() -> Response:
             )
         if not _csrf_ok(csrf):
             raise CliAuthError(
-                "access_denied", "the form could not be accepted; sign in again", "bad CSRF token",
+                "access_denied",
+                "the form could not be accepted; sign in again",
+                "bad CSRF token",
                 403,
             )
-        grant = cli.decide_device(
+        grant = cli_device.decide_device(
             services, flask_request.form.get("user_code", ""), who, approve, services.clock.now()
         )
     except CliAuthError as error:
-        _audit(name, request_id, who, source=PORTAL_SOURCE, error=error)
+        audit_event(name, request_id, who, source=PORTAL_SOURCE, error=error)
         return _page_error(error, request_id)
-    _audit(
+    audit_event(
         name,
         request_id,
         who,
@@ -400,241 +379,6 @@ def device_decision() -> Response:
         params={"host": grant.host, "sourceIPAddressOfDevice": grant.source_ip},
     )
     return _page("sso_cli_done.html", approved=approve, host=grant.host)
-
-
-# --- token endpoint --------------------------------------------------------------------------
-
-
-@blueprint.post("/token")
-def token() -> Response:
-    request_id = new_request_id()
-    services = _services()
-    now = services.clock.now()
-    params = dict(flask_request.form.items())
-    grant_type = params.get("grant_type", "")
-    try:
-        if params.get("client_id", cli.CLIENT_ID) != cli.CLIENT_ID:
-            raise CliAuthError("invalid_client", "unknown client", status=401)
-        if grant_type == "authorization_code":
-            issued = cli.redeem_code(
-                services,
-                params.get("code", ""),
-                params.get("code_verifier", ""),
-                params.get("redirect_uri", ""),
-                _source_ip(),
-                _lifetime(),
-                now,
-            )
-        elif grant_type == DEVICE_GRANT:
-            issued = cli.poll_device(
-                services, params.get("device_code", ""), _source_ip(), _lifetime(), now
-            )
-        else:
-            raise CliAuthError(
-                "unsupported_grant_type",
-                f"grant_type must be authorization_code or {DEVICE_GRANT}",
-            )
-    except CliAuthError as error:
-        # Pending polls are the normal state of a device flow: not an audited refusal each.
-        if error.error not in ("authorization_pending", "slow_down"):
-            _audit("CreateToken", request_id, None, params=_safe(params), error=error)
-        return _oauth_error(error, request_id)
-    session = issued.session
-    _audit(
-        "CreateToken",
-        request_id,
-        session.who,
-        params=_safe(params),
-        response={"cliSessionId": session.id, "expiration": session.expires.isoformat()},
-    )
-    return _json(
-        {
-            "access_token": issued.handle,
-            "token_type": "Bearer",
-            "expires_in": int((session.expires - now).total_seconds()),
-            **_describe(session),
-        }
-    )
-
-
-def _describe(session: CliSession) -> dict[str, Any]:
-    who = session.who
-    return {
-        "session_id": session.id,
-        "expiration": session.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "provider": who.provider_name,
-        "subject": who.subject,
-        "session_name": who.session_name,
-        "account_id": who.account_id,
-        "display": dict(who.display),
-        "host": session.host,
-    }
-
-
-# --- bearer endpoints ------------------------------------------------------------------------
-
-
-@blueprint.get("/providers")
-def providers() -> Response:
-    return _json(
-        {"providers": [{"name": o.label, "kind": o.kind} for o in _options()]}
-    )
-
-
-@blueprint.get("/whoami")
-def whoami() -> Response:
-    request_id = new_request_id()
-    try:
-        session = _session()
-    except CliAuthError as error:
-        _audit("GetCliSession", request_id, None, source=PORTAL_SOURCE, error=error, read_only=True)
-        return _oauth_error(error, request_id)
-    _audit(
-        "GetCliSession",
-        request_id,
-        session.who,
-        source=PORTAL_SOURCE,
-        response={"cliSessionId": session.id},
-        read_only=True,
-    )
-    return _json(_describe(session))
-
-
-@blueprint.post("/revoke")
-def revoke() -> Response:
-    request_id = new_request_id()
-    services = _services()
-    handle = flask_request.form.get("token") or flask_request.headers.get(
-        "Authorization", ""
-    ).partition(" ")[2].strip()
-    session = cli.revoke_session(services, handle, services.clock.now())
-    _audit(
-        "Logout",
-        request_id,
-        session.who if session else None,
-        source=PORTAL_SOURCE,
-        response={"cliSessionId": session.id if session else None},
-    )
-    return _json({})
-
-
-@blueprint.get("/roles")
-def roles() -> Response:
-    from fedbroker.sso import service
-
-    request_id = new_request_id()
-    services = _services()
-    try:
-        session = _session()
-    except CliAuthError as error:
-        _audit("ListAccountRoles", request_id, None, source=PORTAL_SOURCE, error=error,
-               read_only=True)
-        return _oauth_error(error, request_id)
-    offered = service.offered_roles(
-        web_sso.sts_context(request_id, services.clock.now()), session.who
-    )
-    _audit(
-        "ListAccountRoles",
-        request_id,
-        session.who,
-        source=PORTAL_SOURCE,
-        response={"roles": len(offered)},
-        read_only=True,
-    )
-    return _json(
-        {
-            "provider": session.who.provider_name,
-            "region": services.region,
-            "roles": [
-                {
-                    "arn": r.arn,
-                    "name": r.name,
-                    "account_id": r.account_id,
-                    "account_alias": r.account_alias,
-                    "description": r.description,
-                    "max_session_duration": r.max_session_duration,
-                }
-                for r in offered
-            ],
-        }
-    )
-
-
-@blueprint.post("/credentials")
-def credentials() -> Response:
-    request_id = new_request_id()
-    services = _services()
-    params = dict(flask_request.form.items())
-    try:
-        session = _session()
-    except CliAuthError as error:
-        _audit("GetRoleCredentials", request_id, None, source=PORTAL_SOURCE,
-               params=_safe(params), error=error)
-        return _oauth_error(error, request_id)
-    role_arn = params.get("role_arn", "")
-    duration: int | None = None
-    raw = params.get("duration_seconds", "")
-    try:
-        if raw:
-            if not raw.isdigit() or len(raw) > 6:
-                raise CliAuthError("invalid_request", "duration_seconds must be a number")
-            duration = int(raw)
-        if not role_arn or len(role_arn) > 2048:
-            raise CliAuthError("invalid_request", "role_arn is required")
-    except CliAuthError as error:
-        _audit("GetRoleCredentials", request_id, session.who, source=PORTAL_SOURCE,
-               params=_safe(params), error=error)
-        return _oauth_error(error, request_id)
-    try:
-        issued = _issue(services, session, role_arn, duration, request_id)
-    except CliAuthError as error:
-        return _oauth_error(error, request_id)
-    creds = issued.credentials
-    return _json(
-        {
-            "Version": 1,
-            "AccessKeyId": creds.access_key_id,
-            "SecretAccessKey": creds.secret_access_key,
-            "SessionToken": creds.session_token,
-            "Expiration": issued.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "AssumedRoleArn": issued.assumed_role_arn,
-        }
-    )
-
-
-def _issue(
-    services: Services, session: CliSession, role_arn: str, duration: int | None, request_id: str
-) -> Issued:
-    """Role credentials from the CLI session's identity, audited like the API call."""
-    from fedbroker.sso import service
-
-    meta = web_sso.request_meta(request_id)
-    try:
-        return service.issue_audited(services, meta, session.who, role_arn, duration, "cli-session")
-    except FedbrokerError as error:
-        if error.code == "ValidationError" and "duration" in error.message.lower():
-            limit = _role_limit(services, session, role_arn)
-            raise CliAuthError(
-                "invalid_request",
-                error.message,
-                extra={"max_session_duration": limit} if limit else None,
-            ) from None
-        raise CliAuthError(
-            "access_denied",
-            "no credentials could be issued for that role",
-            f"{error.code}: {error.audit_message()}",
-            403,
-        ) from None
-
-
-def _role_limit(services: Services, session: CliSession, role_arn: str) -> int | None:
-    from fedbroker.sso import service
-
-    ctx = web_sso.sts_context(new_request_id(), services.clock.now())
-    for role in service.offered_roles(ctx, session.who):
-        if role.arn == role_arn:
-            return role.max_session_duration
-    return None
 
 
 web_sso.AFTER_SIGN_IN.append(resume_after_sign_in)

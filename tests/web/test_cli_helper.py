@@ -1,7 +1,7 @@
 """The CLI credential helper end to end, with unmodified real clients (issue 6).
 
-A real broker (`fedbroker serve`), the npm `oidc-provider` peer and headless Chromium (the
-fixtures of test_sso_oidc.py); `fedbroker configure/login/...` run as subprocesses with a
+A real broker (`fedbroker serve`), the npm `oidc-provider` peer and headless Chromium (browser
+fixtures in conftest.py); `fedbroker configure/login/...` run as subprocesses with a
 temporary HOME, AWS_CONFIG_FILE and state directory. The AWS CLI v1 (its own venv, as a
 subprocess) and boto3 read the profiles the helper wrote and get credentials through
 `credential_process` and through the container-credentials endpoint of `serve-credentials`.
@@ -28,14 +28,8 @@ import pytest
 from botocore.config import Config
 from playwright.sync_api import Browser, Page
 
-from tests.web import test_sso_oidc as sso_tests
 from tests.web.conftest import FEDBROKER, REPO, Broker
-from tests.web.test_sso_oidc import OidcPeer, make_role, provider_login
-
-# The browser sign-in tests' fixtures: the OIDC peer registered in the broker, Chromium, a page.
-oidc_peer = sso_tests.oidc_peer
-browser = sso_tests.browser
-page = sso_tests.page
+from tests.web.test_sso_oidc import OidcPeer, make_role, provider_login, provider_peer
 
 AWS = os.environ.get("FEDBROKER_TEST_AWS_CLI", str(REPO / ".venv-awscli/bin/aws"))
 BIN = str(Path(FEDBROKER).parent)
@@ -137,6 +131,13 @@ class Running:
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.fixture(scope="session")
+def oidc_peer(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcPeer]:
+    """An OIDC provider (npm oidc-provider) registered and configured for sign-in."""
+    with provider_peer(broker, tmp_path_factory.mktemp("cli-oidc-provider")) as peer:
+        yield peer
 
 
 @pytest.fixture

@@ -76,6 +76,10 @@ class SignInOption:
 # Each provider module adds a function listing its configured providers.
 SIGN_IN_OPTIONS: list[Callable[[Services], list[SignInOption]]] = []
 
+# Called once a sign-in succeeded, before the roles are offered; the first answer that is not
+# None is sent instead (web/cli_auth.py: back to the CLI authorization that asked for it).
+AFTER_SIGN_IN: list[Callable[[], Response | None]] = []
+
 
 # --- shared helpers (also used by the provider modules) --------------------------------------
 
@@ -203,6 +207,11 @@ def finish_sign_in(who: SignedIn, request_id: str) -> Response:
         provider_name=who.provider_name,
         who=who,
     )
+    for hook in AFTER_SIGN_IN:
+        resumed = hook()
+        if resumed is not None:
+            set_cookie(resumed, sid)
+            return resumed
     response = _offer(who, session, request_id, now, straight_through=True)
     set_cookie(response, sid)
     return response

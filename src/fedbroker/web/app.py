@@ -81,8 +81,6 @@ def create_app(
     app.config["SSO_SESSION_LIFETIME"] = timedelta(seconds=settings.sso_session_lifetime)
     app.register_blueprint(sso)
     # The CLI credential helper's endpoints (issue 6): /sso/cli/...
-    from datetime import timedelta
-
     from fedbroker.web import cli_api  # noqa: F401 - adds the JSON endpoints to the blueprint
     from fedbroker.web.cli_auth import blueprint as sso_cli
 

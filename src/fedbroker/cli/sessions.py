@@ -43,10 +43,8 @@ def revoke(
     source_identity: str | None,
 ) -> None:
     """Revoke sessions by role, by session id, or by source identity."""
-    from fedbroker.audit.events import AuditEvent, JsonlAuditSink, UserIdentity
     from fedbroker.clock import SystemClock
     from fedbroker.credentials import revocation
-    from fedbroker.directory.ids import new_request_id
     from fedbroker.directory.model import Kind
     from fedbroker.directory.sql import SqlStore
     from fedbroker.errors import FedbrokerError
@@ -86,22 +84,7 @@ def revoke(
         raise click.ClickException(exc.message) from None
     except ValueError as exc:
         raise click.UsageError(f"--before: {exc}") from None
-    JsonlAuditSink(settings.audit_log).emit(
-        AuditEvent(
-            event_time=now,
-            event_source="sts.amazonaws.com",
-            event_name="RevokeSessions",
-            region=settings.region,
-            source_ip="localhost",
-            user_agent="fedbroker-cli",
-            user_identity=UserIdentity(
-                "Root", account.id, account.root_arn, account.id, invoked_by="fedbroker sessions"
-            ),
-            request_id=new_request_id(),
-            request_parameters=params,
-            recipient_account_id=account.id,
-        )
-    )
+    _audit(settings, account, now, "sts.amazonaws.com", "RevokeSessions", params)
     click.echo(done)
     store.close()
 
@@ -122,11 +105,9 @@ def revoke_cli(
     """Revoke CLI sessions (`fedbroker login`): one by id, or all of a person until now."""
     from datetime import timedelta
 
-    from fedbroker.audit.events import AuditEvent, JsonlAuditSink, UserIdentity
     from fedbroker.clock import SystemClock
     from fedbroker.config import master_key_from_env
     from fedbroker.credentials.sealing import load_master_key
-    from fedbroker.directory.ids import new_request_id
     from fedbroker.directory.sql import SqlStore
     from fedbroker.errors import FedbrokerError
     from fedbroker.sso import cli_sessions
@@ -161,11 +142,23 @@ def revoke_cli(
             done = f"CLI sessions of {subject} through {provider} revoked"
     except FedbrokerError as exc:
         raise click.ClickException(exc.message) from None
+    _audit(settings, account, now, "sso.amazonaws.com", "RevokeCliSessions", params)
+    click.echo(done)
+    store.close()
+
+
+def _audit(
+    settings: Any, account: Any, now: Any, source: str, name: str, params: dict[str, str]
+) -> None:
+    """The audit event of a revocation made from the command line, as the account's root."""
+    from fedbroker.audit.events import AuditEvent, JsonlAuditSink, UserIdentity
+    from fedbroker.directory.ids import new_request_id
+
     JsonlAuditSink(settings.audit_log).emit(
         AuditEvent(
             event_time=now,
-            event_source="sso.amazonaws.com",
-            event_name="RevokeCliSessions",
+            event_source=source,
+            event_name=name,
             region=settings.region,
             source_ip="localhost",
             user_agent="fedbroker-cli",
@@ -177,5 +170,3 @@ def revoke_cli(
             recipient_account_id=account.id,
         )
     )
-    click.echo(done)
-    store.close()

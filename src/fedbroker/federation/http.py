@@ -98,7 +98,9 @@ class StdlibFetcher:
             headers = {name.lower(): value for name, value in response.getheaders()}
             status = response.status
         except (OSError, http.client.HTTPException, ValueError) as error:
-            if expired.is_set():
+            # The socket's own timeout is the whole budget too: whichever of it and the
+            # watchdog fires first, the answer did not come in time.
+            if expired.is_set() or isinstance(error, TimeoutError):
                 raise FetchError(f"no complete answer from `{url}` within {timeout:g} s") from None
             raise FetchError(f"`{url}` could not be fetched ({type(error).__name__})") from None
         finally:

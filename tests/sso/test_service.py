@@ -159,6 +159,18 @@ def test_the_identity_keeps_what_the_token_proved_and_never_the_token(
     signature = key.sign({"x": 1}, "RS256").rsplit(".", 1)[1]
     assert signature not in text and "eyJ" not in text
 
+    # A SAML sign-in keeps what single logout needs: the NameID as sent and the SessionIndex.
+    saml = replace(
+        who,
+        kind="saml",
+        name_id_format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        name_qualifier="https://idp.example.test",
+        sp_name_qualifier="https://broker.example.test/sso/saml/corp/metadata",
+        session_index="_session-1",
+    )
+    assert SignedIn.from_json(saml.to_json()) == saml
+    assert SignedIn.from_json(text).session_index is None
+
 
 @pytest.mark.parametrize(
     "text",
@@ -166,6 +178,7 @@ def test_the_identity_keeps_what_the_token_proved_and_never_the_token(
         "[]",
         '{"kind": "ldap"}',
         '{"kind": "oidc", "account_id": 5}',
+        '{"kind": "saml", "session_index": 5}',
         "not json",
     ],
 )

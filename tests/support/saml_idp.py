@@ -19,6 +19,11 @@
   which its metadata then says); the page is a login form (user name), and ``POST /sso/login``
   answers with the auto-submitting HTTP-POST form, ``InResponseTo`` the request's id. A user
   with ``"encrypt": true`` in ``users.json`` gets an encrypted assertion.
+- ``GET /slo?SAMLRequest=...`` (HTTP-Redirect binding): SP-initiated single logout. pysaml2
+  parses the LogoutRequest (it must be signed; its signature is checked with the SP's
+  certificate from its metadata), notes it in ``D/logouts.json`` and redirects to the SP's
+  ``SingleLogoutService`` with a signed LogoutResponse (Success). A user with
+  ``"logout_in_response_to": "X"`` gets one answering ``X`` instead (for negative tests).
 - ``POST /sp-metadata`` (body: an SP's metadata document): loads it, so that the IdP knows
   that SP's ACS URL and encryption certificates (tests post the broker's own SP metadata).
 
@@ -105,6 +110,7 @@ def create_app(
     from saml2.config import IdPConfig
     from saml2.metadata import create_metadata_string
     from saml2.saml import NameID
+    from saml2.samlp import logout_response_from_string
     from saml2.server import Server
 
     _aes_encryption()
@@ -120,7 +126,8 @@ def create_app(
                         "single_sign_on_service": [
                             (f"{base_url}/sso", POST),
                             (f"{base_url}/sso", REDIRECT),
-                        ]
+                        ],
+                        "single_logout_service": [(f"{base_url}/slo", REDIRECT)],
                     },
                     "name_id_format": [PERSISTENT],
                     "want_authn_requests_signed": want_signed_requests,
@@ -280,6 +287,56 @@ def create_app(
             encrypt=bool(user.get("encrypt")),
         )
 
+    @app.get("/slo")
+    def slo_redirect() -> Response:
+        args = {
+            k: request.args.get(k, "") for k in ("SAMLRequest", "RelayState", "SigAlg", "Signature")
+        }
+        if not args["Signature"]:
+            return Response("unsigned LogoutRequest", 400)
+        try:
+            parsed = server.parse_logout_request(
+                args["SAMLRequest"],
+                REDIRECT,
+                relay_state=args["RelayState"] or None,
+                sigalg=args["SigAlg"],
+                signature=args["Signature"],
+            )
+        except Exception as error:  # pysaml2 raises many kinds for a bad request
+            return Response(f"bad LogoutRequest: {html.escape(str(error))}", 400)
+        message = parsed.message
+        if message is None or message.name_id is None:
+            return Response("bad LogoutRequest: no NameID", 400)
+        user = next((u for u in users().values() if u["name_id"] == message.name_id.text), None)
+        if user is None:
+            return Response("unknown NameID", 403)
+        logged = directory / "logouts.json"
+        known = json.loads(logged.read_text()) if logged.exists() else []
+        known.append(
+            {
+                "name_id": message.name_id.text,
+                "format": message.name_id.format,
+                "session_index": [i.text for i in message.session_index],
+                "issuer": message.issuer.text,
+            }
+        )
+        logged.write_text(json.dumps(known))
+        response = logout_response_from_string(
+            str(server.create_logout_response(message, [REDIRECT]))
+        )
+        if user.get("logout_in_response_to"):  # a test's wrong answer, signed all the same
+            response.in_response_to = user["logout_in_response_to"]
+        info = server.apply_binding(
+            REDIRECT,
+            str(response),
+            response.destination,
+            args["RelayState"],
+            response=True,
+            sign=True,
+            sigalg=xmldsig.SIG_RSA_SHA256,
+        )
+        return Response("", 302, headers=dict(info["headers"]))
+
     return app
 
 
@@ -366,6 +423,12 @@ class IdpProcess:
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
             answer.read()
+
+    def logouts(self) -> list[dict[str, Any]]:
+        """The LogoutRequests the IdP accepted, oldest first."""
+        path = self.directory / "logouts.json"
+        found: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+        return found
 
     def stop(self) -> None:
         if self.process.poll() is None:

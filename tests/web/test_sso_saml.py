@@ -615,3 +615,82 @@ def test_a_decryption_key_rotation_loses_no_sign_in(
     assert_refused(broker, status, body, before_count, "cannot be read")
     status, body = sign_in(new_cert)
     assert status == 200 and "ASIA" in body, body
+
+
+# --- single logout (SP-initiated) -----------------------------------------------------------
+
+
+def _sign_in_for_logout(
+    broker: Broker, peer: SamlPeer, page: Page, unique: str, login: str, **extra: Any
+) -> str:
+    role_arn = make_role(broker, peer, f"saml-slo-{unique}", f"{login}-id", open_=False)
+    add_user(peer, login, roles=[f"{role_arn},{peer.arn}"], **extra)
+    sp_initiated(page, broker, peer, login)
+    assert page.locator("h1").inner_text() == "Your session", page.content()
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "fedbroker_sso"]
+    return str(cookie["value"])
+
+
+def _old_cookie_works(broker: Broker, sid: str) -> bool:
+    request = urllib.request.Request(
+        f"{broker.url}/sso/roles", headers={"Cookie": f"fedbroker_sso={sid}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return bool(answer.status == 200)
+    except urllib.error.HTTPError:
+        return False
+
+
+def test_sign_out_ends_the_session_then_signs_out_at_the_idp(
+    broker: Broker, saml_peer: SamlPeer, page: Page, unique: str
+) -> None:
+    login = f"olga-{unique}"
+    sid = _sign_in_for_logout(broker, saml_peer, page, unique, login)
+    assert _old_cookie_works(broker, sid)
+    visited: list[str] = []
+    page.on("request", lambda request: visited.append(request.url))
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_selector("#idp-signed-out")
+    assert page.get_by_role("heading", name="Signed out").is_visible()
+    assert saml_peer.name in page.locator("#idp-signed-out").inner_text()
+    to_idp = [u for u in visited if u.startswith(f"{saml_peer.idp.url}/slo?")]
+    back = [u for u in visited if u.startswith(f"{broker.url}/sso/saml/{saml_peer.name}/sls?")]
+    assert len(to_idp) == 1 and len(back) == 1
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(to_idp[0]).query)
+    assert query["SigAlg"] == ["http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"]
+    assert "Signature" in query  # checked by pysaml2 against the SP metadata's certificate
+    [logout] = [e for e in saml_peer.idp.logouts() if e["name_id"] == f"{login}-id"]
+    assert logout["format"] == "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    assert logout["session_index"] and logout["session_index"][0]
+    assert logout["issuer"] == saml_peer.entity(broker, saml_peer.name)
+    assert [c for c in page.context.cookies() if c["name"] == "fedbroker_sso"] == []
+    assert not _old_cookie_works(broker, sid)
+
+    # The same LogoutResponse again (the pending logout was used once): refused.
+    page.goto(back[0])
+    assert page.get_by_role("heading", name="Sign-out not confirmed").is_visible()
+
+
+def test_a_logout_response_to_another_request_is_refused(
+    broker: Broker, saml_peer: SamlPeer, page: Page, unique: str
+) -> None:
+    login = f"pete-{unique}"
+    sid = _sign_in_for_logout(
+        broker, saml_peer, page, unique, login, logout_in_response_to=f"_not-mine-{unique}"
+    )
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_selector("main h1")
+    assert page.get_by_role("heading", name="Sign-out not confirmed").is_visible()
+    assert "broker session has ended" in page.locator("#message").inner_text()
+    assert page.locator("#request-id").inner_text()
+    assert not _old_cookie_works(broker, sid)  # the broker session is gone either way
+
+
+def test_the_sp_metadata_advertises_single_logout(broker: Broker, saml_peer: SamlPeer) -> None:
+    document = _fetch(f"{broker.url}/sso/saml/{saml_peer.name}/metadata")
+    assert (
+        '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+        f'Location="{broker.url}/sso/saml/{saml_peer.name}/sls"'
+    ) in document

@@ -20,6 +20,7 @@ the encryption certificate(s) in separate ``KeyDescriptor`` elements, says
 from __future__ import annotations
 
 import base64
+import urllib.parse
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ def _settings(
 ) -> Any:
     redirect = [e.location for e in idp.sso_endpoints if e.binding == REDIRECT]
     sso_url = redirect[0] if redirect else "https://idp.invalid/sso"
+    slo = [e.location for e in idp.slo_endpoints if e.binding == REDIRECT]
+    sp_slo = {"singleLogoutService": {"url": sp.sls_url, "binding": REDIRECT}} if sp.sls_url else {}
+    idp_slo = {"singleLogoutService": {"url": slo[0], "binding": REDIRECT}} if slo else {}
     keys = {"x509cert": signing.cert_pem, "privateKey": signing.key_pem} if signing else {}
     return OneLogin_Saml2_Settings(
         {
@@ -86,15 +90,18 @@ def _settings(
                 "entityId": sp.entity_id,
                 "assertionConsumerService": {"url": sp.acs_url, "binding": POST},
                 "NameIDFormat": name_id_format,
+                **sp_slo,
                 **keys,
             },
             "idp": {
                 "entityId": idp.entity_id,
                 "singleSignOnService": {"url": sso_url, "binding": REDIRECT},
                 "x509certMulti": {"signing": [c.pem for c in idp.certificates]},
+                **idp_slo,
             },
             "security": {
                 "authnRequestsSigned": sign_requests,
+                "logoutRequestSigned": signing is not None,  # always, when there is a key
                 "wantAssertionsSigned": True,
                 "signatureAlgorithm": OneLogin_Saml2_Constants.RSA_SHA256,
                 "digestAlgorithm": OneLogin_Saml2_Constants.SHA256,
@@ -123,6 +130,115 @@ def authn_request(
     auth = OneLogin_Saml2_Auth({"https": "on", "http_host": "broker.invalid"}, settings)
     url = auth.login(return_to=relay_state)
     return LoginStart(str(url), str(auth.get_last_request_id()))
+
+
+class SamlLogoutError(FedbrokerError):
+    """A ``LogoutResponse`` that is not a valid answer to this browser's ``LogoutRequest``."""
+
+    code = "InvalidLogoutResponse"
+    status = 400
+
+
+def supports_logout(idp: IdpMetadata) -> bool:
+    """Whether ``idp`` has an HTTP-Redirect ``SingleLogoutService`` in its metadata."""
+    return any(e.binding == REDIRECT for e in idp.slo_endpoints)
+
+
+@dataclass(frozen=True, slots=True)
+class NameId:
+    """The NameID of a sign-in, as the IdP sent it, and the session it started there."""
+
+    value: str
+    format: str | None = None
+    name_qualifier: str | None = None
+    sp_name_qualifier: str | None = None
+    session_index: str | None = None
+
+
+def logout_request(
+    sp: ServiceProvider, idp: IdpMetadata, signing: KeyPair, name_id: NameId
+) -> LoginStart:
+    """A signed ``LogoutRequest`` (SAML profiles 4.4, SP-initiated, HTTP-Redirect binding)
+    for the session ``name_id`` names; ``request_id`` is what the LogoutResponse must answer."""
+    if not supports_logout(idp):
+        raise SamlLoginError(
+            f"the identity provider `{idp.entity_id[:200]}` has no HTTP-Redirect "
+            "SingleLogoutService in its metadata"
+        )
+    settings = _settings(sp, idp, signing, name_id_format_of(idp), True)
+    auth = OneLogin_Saml2_Auth({"https": "on", "http_host": "broker.invalid"}, settings)
+    url = auth.logout(
+        return_to="",
+        name_id=name_id.value,
+        session_index=name_id.session_index,
+        nq=name_id.name_qualifier,
+        name_id_format=name_id.format,
+        spnq=name_id.sp_name_qualifier,
+    )
+    return LoginStart(str(url), str(auth.get_last_request_id()))
+
+
+def logout_response_in_response_to(encoded: str) -> str | None:
+    """The ``InResponseTo`` a (deflated, HTTP-Redirect) ``LogoutResponse`` *claims*,
+    unverified: only to find the request it says it answers. ``None`` when unreadable."""
+    if len(encoded) > MAX_RESPONSE_BYTES:
+        return None
+    try:
+        raw = zlib.decompress(base64.b64decode(encoded, validate=True), -15)
+        parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        )
+        root = etree.fromstring(raw, parser)
+    except (ValueError, etree.XMLSyntaxError, zlib.error):
+        return None
+    value = root.get("InResponseTo")
+    return value[:256] if value else None
+
+
+def verify_logout_response(
+    sp: ServiceProvider,
+    idp: IdpMetadata,
+    query: dict[str, str],
+    query_string: str,
+    request_id: str,
+) -> None:
+    """Check the ``LogoutResponse`` of an HTTP-Redirect ``query`` (python3-saml: its query
+    signature by the IdP's certificate when signed, issuer, Destination this SP's SLS URL,
+    ``InResponseTo`` exactly ``request_id``, status ``Success``); raises
+    :class:`SamlLogoutError` naming what failed."""
+    encoded = query.get("SAMLResponse", "")
+    if not encoded or len(encoded) > MAX_RESPONSE_BYTES:
+        raise SamlLogoutError("no SAMLResponse, or one too long")
+    claimed = logout_response_in_response_to(encoded)
+    if claimed != request_id:
+        raise SamlLogoutError(
+            f"the LogoutResponse answers `{(claimed or '')[:80]}`, not `{request_id}`"
+        )
+    settings = _settings(sp, idp, None, name_id_format_of(idp), False)
+    parts = urllib.parse.urlsplit(sp.sls_url or "")
+    get_data = {
+        k: query[k] for k in ("SAMLResponse", "RelayState", "SigAlg", "Signature") if k in query
+    }
+    auth = OneLogin_Saml2_Auth(
+        {
+            "https": "on" if parts.scheme == "https" else "off",
+            "http_host": parts.netloc,
+            "script_name": parts.path,
+            "path_info": "",
+            "get_data": get_data,
+            "query_string": query_string,
+            "validate_signature_from_qs": True,
+        },
+        settings,
+    )
+    try:
+        auth.process_slo(keep_local_session=True, request_id=request_id)
+    except Exception as exc:  # python3-saml raises several kinds for a malformed message
+        raise SamlLogoutError(f"the LogoutResponse cannot be read: {str(exc)[:300]}") from None
+    errors = auth.get_errors()
+    if errors:
+        reason = " ".join(str(auth.get_last_error_reason() or "").split())[:300]
+        raise SamlLogoutError(f"LogoutResponse refused ({', '.join(errors)}): {reason}")
 
 
 def sp_metadata(

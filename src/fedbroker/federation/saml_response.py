@@ -155,6 +155,10 @@ class SamlAssertion:
     not_on_or_after: datetime
     session_not_on_or_after: datetime | None
     attributes: Mapping[str, tuple[str, ...]]
+    # For single logout: the NameID's qualifiers and the AuthnStatement's SessionIndex.
+    name_qualifier: str | None = None
+    sp_name_qualifier: str | None = None
+    session_index: str | None = None
 
     def values(self, name: str) -> tuple[str, ...]:
         return self.attributes.get(name, ())
@@ -385,6 +389,7 @@ def _read(response: Any, idp: IdpMetadata, sp: ServiceProvider, now: datetime) -
         assertion_id = response.get_assertion_id()
         session_end = response.get_session_not_on_or_after()
         raw_attributes = response.get_attributes()
+        session_index = response.get_session_index()
     except Exception as exc:
         raise invalid(_reason("the assertion cannot be read", exc)) from None
     if issuers != [idp.entity_id]:  # python3-saml checked each; be sure there is one
@@ -405,6 +410,9 @@ def _read(response: Any, idp: IdpMetadata, sp: ServiceProvider, now: datetime) -
             datetime.fromtimestamp(session_end, UTC) if session_end is not None else None
         ),
         attributes=attributes,
+        name_qualifier=name_id.get("NameQualifier"),
+        sp_name_qualifier=name_id.get("SPNameQualifier"),
+        session_index=str(session_index) if session_index else None,
     )
 
 

@@ -24,3 +24,4 @@ AWS_ACS_URL = "https://signin.aws.amazon.com/saml"
 class ServiceProvider:
     entity_id: str = AWS_ENTITY_ID
     acs_url: str = AWS_ACS_URL
+    sls_url: str | None = None  # single logout (browser sign-in only; HTTP-Redirect binding)

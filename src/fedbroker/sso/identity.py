@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 Kind = Literal["oidc", "saml"]
 _KINDS = ("oidc", "saml")
+_LOGOUT_FIELDS = ("name_id_format", "name_qualifier", "sp_name_qualifier", "session_index")
 
 
 def _context_value(value: object) -> object:
@@ -64,6 +65,12 @@ class SignedIn:
     display: dict[str, str] = field(default_factory=dict)  # e.g. email, name; for pages
     # SAML: SessionNotOnOrAfter / SessionDuration cap every session issued from this sign-in.
     session_ends_by: datetime | None = None
+    # SAML, for single logout: the NameID as the IdP sent it (format, NameQualifier,
+    # SPNameQualifier) and the SessionIndex of its AuthnStatement; identifiers, not secrets.
+    name_id_format: str | None = None
+    name_qualifier: str | None = None
+    sp_name_qualifier: str | None = None
+    session_index: str | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -81,6 +88,7 @@ class SignedIn:
             "authenticated_at": self.authenticated_at.isoformat(),
             "display": self.display,
             "session_ends_by": self.session_ends_by.isoformat() if self.session_ends_by else None,
+            **{name: getattr(self, name) for name in _LOGOUT_FIELDS},
         }
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -113,6 +121,12 @@ class SignedIn:
         source = data.get("source_identity")
         if source is not None and not isinstance(source, str):
             raise ValueError("`source_identity` is not a string")
+        logout: dict[str, str | None] = {}
+        for name in _LOGOUT_FIELDS:
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"`{name}` is not a string")
+            logout[name] = value
         at, ends = data.get("authenticated_at"), data.get("session_ends_by")
         return cls(
             kind=cast(Kind, kind),
@@ -124,5 +138,9 @@ class SignedIn:
             authenticated_at=_time(at, "authenticated_at"),
             display=_strings(data.get("display", {}), "display"),
             session_ends_by=None if ends is None else _time(ends, "session_ends_by"),
+            name_id_format=logout["name_id_format"],
+            name_qualifier=logout["name_qualifier"],
+            sp_name_qualifier=logout["sp_name_qualifier"],
+            session_index=logout["session_index"],
             **texts,
         )

@@ -80,6 +80,10 @@ def signed_in_from_saml(ctx: StsContext, provider: Entity, assertion: SamlAssert
         allowed_roles=allowed,
         display=display,
         session_ends_by=ends,
+        name_id_format=assertion.subject_format,
+        name_qualifier=assertion.name_qualifier,
+        sp_name_qualifier=assertion.sp_name_qualifier,
+        session_index=assertion.session_index,
     )
 
 

@@ -230,7 +230,9 @@ def browser_sp(ctx: StsContext, provider: Entity) -> ServiceProvider:
     """The broker as the SP of browser sign-in through ``provider``: entity id its metadata
     URL, ACS its own, both under the broker's public URL (setting ``issuer_url``)."""
     base = f"{(ctx.services.issuer or '').rstrip('/')}/sso/saml/{provider.name}"
-    return ServiceProvider(entity_id=f"{base}/metadata", acs_url=f"{base}/acs")
+    return ServiceProvider(
+        entity_id=f"{base}/metadata", acs_url=f"{base}/acs", sls_url=f"{base}/sls"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ session id at sign-in, so an id planted before it is worth nothing) and shows wh
   provider, the conditions that did not hold (operator, key, your value);
 - one role: its credentials at once; several: the role picker (``POST /sso/role``);
 - ``GET /sso/roles``: "switch role", the picker again from the stored identity, with no new
-  sign-in while the broker session lasts; ``POST /sso/signout`` ends the broker session.
+  sign-in while the broker session lasts; ``POST /sso/signout`` ends the broker session (and
+  then, for a SAML sign-in whose IdP supports it, goes on to SAML single logout).
 
 Credentials come from :func:`fedbroker.sso.issue_audited` (the role's trust policy decides again
 each time; one audit event named after the API call, ``via: broker-session``) and appear only
@@ -79,6 +80,11 @@ SIGN_IN_OPTIONS: list[Callable[[Services], list[SignInOption]]] = []
 # Called once a sign-in succeeded, before the roles are offered; the first answer that is not
 # None is sent instead (web/cli_auth.py: back to the CLI authorization that asked for it).
 AFTER_SIGN_IN: list[Callable[[], Response | None]] = []
+
+# Called once a broker session has ended at sign-out (with who it held, the request id, now);
+# the first answer that is not None is sent instead of the signed-out page (web/sso_saml.py:
+# on to the IdP with a LogoutRequest).
+AFTER_SIGN_OUT: list[Callable[[SignedIn, str, datetime], Response | None]] = []
 
 
 # --- shared helpers (also used by the provider modules) --------------------------------------
@@ -445,6 +451,10 @@ def sign_out() -> Response:
         who = _signed_in(session)
         if who is not None:
             log.info("sso request %s: %s signed out", request_id, who.subject)
+            for hook in AFTER_SIGN_OUT:  # e.g. SAML single logout: on to the IdP
+                onward = hook(who, request_id, now)
+                if onward is not None:
+                    return onward
     response = page("sso_signed_out.html")
     clear_cookie(response)
     return response

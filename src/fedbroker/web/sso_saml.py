@@ -9,6 +9,13 @@ The broker is a SAML service provider per registered SAML provider ``NAME`` (IAM
 - ``GET /sso/saml/NAME``: starts an SP-initiated login: an ``AuthnRequest`` through the
   HTTP-Redirect binding (signed when the IdP's metadata wants it); its id is kept in the
   server-side broker session as a pending login;
+- ``GET /sso/saml/NAME/sls``: single logout (SP-initiated only). Sign-out (``POST
+  /sso/signout``) of a sign-in through NAME ends the broker session, then, when the IdP's
+  metadata has an HTTP-Redirect ``SingleLogoutService``, sends the browser there with a signed
+  ``LogoutRequest`` (the NameID and SessionIndex of the sign-in), its id kept in a fresh broker
+  session that holds nothing else; the IdP's ``LogoutResponse`` comes back here and must answer
+  that request (``InResponseTo``, once; its signature checked when signed; status
+  ``Success``). A ``LogoutRequest`` the IdP starts is not handled (not implemented);
 - ``POST /sso/saml/NAME/acs``: the assertion consumer service (HTTP-POST binding). The
   response is verified by the code path of AssumeRoleWithSAML
   (:func:`fedbroker.sts.saml.verify_with_provider`: signed assertion, audience, recipient,
@@ -38,9 +45,14 @@ from fedbroker.directory.model import Entity, Kind
 from fedbroker.errors import FedbrokerError
 from fedbroker.federation.saml_login import (
     KeyPair,
+    NameId,
     authn_request,
     in_response_to_of,
+    logout_request,
+    logout_response_in_response_to,
     sp_metadata,
+    supports_logout,
+    verify_logout_response,
 )
 from fedbroker.federation.saml_metadata import IdpMetadata
 from fedbroker.federation.saml_response import (
@@ -61,10 +73,12 @@ from fedbroker.sts.saml import (
     verify_with_provider,
 )
 from fedbroker.web.sso import (
+    AFTER_SIGN_OUT,
     SIGN_IN_OPTIONS,
     SignInOption,
     SsoError,
     blueprint,
+    clear_cookie,
     current_session,
     error_page,
     finish_sign_in,
@@ -85,6 +99,10 @@ NOT_VALID = "the identity provider's response could not be validated"
 NOT_STARTED = "this sign-in was not started here, has expired or was already used"
 NO_IDP_INITIATED = "sign-in through this identity provider must start here"
 KIND = "saml"
+LOGOUT_KIND = "saml-logout"
+NOT_SIGNED_OUT = (
+    "the identity provider did not confirm the sign-out there; your broker session has ended"
+)
 
 
 def _saml_providers(found_in: Services) -> list[Entity]:
@@ -304,3 +322,110 @@ def _refused(error: SsoError, request_id: str, provider: Entity | None) -> Respo
             additional={"via": "broker-sign-in"},
         )
     return error_page(error, request_id)
+
+
+# --- single logout (SP-initiated) ------------------------------------------------------------
+
+
+def _single_logout(who: SignedIn, request_id: str, now: datetime) -> Response | None:
+    """After sign-out of a SAML sign-in: on to the IdP with a ``LogoutRequest``, when its
+    metadata has a ``SingleLogoutService`` (else ``None``: the signed-out page)."""
+    if who.kind != KIND:
+        return None
+    found_in = services()
+    try:
+        provider = _provider(found_in, who.provider_name)
+    except SsoError:
+        return None  # the provider is gone: nothing to sign out of
+    if provider.account_id != who.account_id or not supports_logout(_idp(provider)):
+        return None
+    name_id = NameId(
+        who.subject,
+        who.name_id_format,
+        who.name_qualifier,
+        who.sp_name_qualifier,
+        who.session_index,
+    )
+    try:
+        provider, signing = _with_keys(found_in, provider)
+        ctx = sts_context(request_id, now)
+        start = logout_request(browser_sp(ctx, provider), _idp(provider), signing, name_id)
+    except (SsoError, FedbrokerError) as error:
+        detail = error.detail if isinstance(error, SsoError) else error.audit_message()
+        log.warning("sso request %s: no single logout at %s: %s", request_id, provider.arn, detail)
+        return None
+    sid, session = table().create(now)
+    session.pending[start.request_id] = PendingLogin(
+        account_id=provider.account_id,
+        provider=provider.name,
+        state=start.request_id,
+        kind=LOGOUT_KIND,
+    )
+    table().save(sid, session, now)
+    log.info("sso request %s: single logout sent to %s", request_id, provider.arn)
+    response = make_response("", 302)
+    response.headers["Location"] = start.redirect_url
+    response.headers["Cache-Control"] = "no-store"
+    set_cookie(response, sid)
+    return response
+
+
+AFTER_SIGN_OUT.append(_single_logout)
+
+
+@blueprint.get("/saml/<name>/sls")
+def saml_sls(name: str) -> Response:
+    """The IdP's ``LogoutResponse`` (HTTP-Redirect): the end of single logout."""
+    request_id = new_request_id()
+    found_in = services()
+    now = found_in.clock.now()
+    try:
+        provider = _provider(found_in, name)
+        encoded = flask_request.args.get("SAMLResponse", "")
+        if not encoded:
+            raise SsoError(
+                NOT_SIGNED_OUT,
+                "no SAMLResponse (an IdP-initiated LogoutRequest is not handled)",
+            )
+        claimed = logout_response_in_response_to(encoded) or ""
+        found = current_session(now)
+        pending = found[1].pending.get(claimed) if found is not None else None
+        if (
+            found is None
+            or pending is None
+            or pending.kind != LOGOUT_KIND
+            or pending.provider != provider.name
+            or pending.account_id != provider.account_id
+        ):
+            raise SsoError(
+                NOT_SIGNED_OUT,
+                f"InResponseTo `{claimed[:80]}` names no LogoutRequest this browser sent "
+                f"to `{provider.arn}`",
+            )
+        table().delete(found[0])  # it held only this pending logout: used once
+        ctx = sts_context(request_id, now)
+        try:
+            verify_logout_response(
+                browser_sp(ctx, provider),
+                _idp(provider),
+                {k: flask_request.args.get(k, "") for k in flask_request.args},
+                flask_request.query_string.decode("ascii", "replace"),
+                claimed,
+            )
+        except FedbrokerError as error:
+            raise SsoError(NOT_SIGNED_OUT, error.audit_message()) from None
+    except SsoError as error:
+        log.warning("sso request %s failed: %s", request_id, error.detail)
+        response = page(
+            "sso_error.html",
+            error.status,
+            heading="Sign-out not confirmed",
+            message=error.message,
+            request_id=request_id,
+        )
+        clear_cookie(response)
+        return response
+    log.info("sso request %s: single logout confirmed by %s", request_id, provider.arn)
+    response = page("sso_signed_out.html", identity_provider=provider.name)
+    clear_cookie(response)
+    return response

@@ -8,6 +8,7 @@ without it the tests that need a peer fail with a message saying so (they never 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,16 @@ class NodePeer:
 
 
 @contextmanager
-def node_peer(script: str, ready_path: str, log_dir: Path, *args: str) -> Iterator[NodePeer]:
+def node_peer(
+    script: str,
+    ready_path: str,
+    log_dir: Path,
+    *args: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[NodePeer]:
+    """``port``: a port chosen beforehand (when the peer's URL must be known before it runs);
+    ``env``: variables added to the peer's environment."""
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("`node` is not on PATH; the Node peers need Node 20 or later")
@@ -45,7 +55,7 @@ def node_peer(script: str, ready_path: str, log_dir: Path, *args: str) -> Iterat
         raise RuntimeError(
             f"{PEERS}/node_modules is missing: run `npm ci` there (scripts/test.sh does)"
         )
-    port = free_port()
+    port = port or free_port()
     log = log_dir / f"{script}.{port}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -53,6 +63,7 @@ def node_peer(script: str, ready_path: str, log_dir: Path, *args: str) -> Iterat
             cwd=PEERS,
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     url = f"http://127.0.0.1:{port}"
     try:

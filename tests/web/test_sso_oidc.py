@@ -33,7 +33,7 @@ from botocore.config import Config
 from playwright.sync_api import Browser, Page
 
 from tests.support.browser import local_page
-from tests.support.node_peers import node_peer
+from tests.support.node_peers import free_port, node_peer
 from tests.support.rogue_oidc import RogueProvider, rogue_provider
 from tests.web.conftest import FEDBROKER, REPO, Broker
 
@@ -700,6 +700,163 @@ def test_an_id_token_from_another_issuer_is_refused(
         page.goto(f"{broker.url}/sso/oidc/{rogue.name}")
         page.wait_for_selector("#principal-arn")
         assert len(exchanges(broker, login)) == 1
+
+
+# --- private_key_jwt client authentication ---------------------------------------------------
+
+
+@contextmanager
+def private_key_jwt_peer(
+    broker: Broker, tmp: Path, algorithm: str, *, wrong_key: bool = False
+) -> Iterator[tuple[OidcPeer, dict[str, Any]]]:
+    """A provider whose client authenticates with private_key_jwt: registered (IAM) at a port
+    chosen beforehand, configured with `configure-oidc --private-key-jwt` (which prints the
+    JWKS), then started with that JWKS as the client's keys, or with another key of the same
+    kid (``wrong_key``). Yields the peer and the JWKS the CLI printed."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    arn = broker.client("iam").create_open_id_connect_provider(Url=url, ClientIDList=[CLIENT_ID])[
+        "OpenIDConnectProviderArn"
+    ]
+    command = [
+        FEDBROKER,
+        "sso",
+        "configure-oidc",
+        *broker.store_args,
+        "--provider-url",
+        url,
+        "--client-id",
+        CLIENT_ID,
+        "--private-key-jwt",
+        "--key-algorithm",
+        algorithm,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    [jwk] = printed["keys"]
+    assert jwk["alg"] == algorithm and "d" not in jwk and "p" not in jwk
+    assert "private_key_jwt" in done.stderr
+    registered = printed
+    if wrong_key:
+        from joserfc.jwk import ECKey, RSAKey
+
+        params = {"kid": jwk["kid"], "alg": algorithm, "use": "sig"}
+        other = (
+            ECKey.generate_key("P-256", params)
+            if algorithm == "ES256"
+            else RSAKey.generate_key(2048, params)
+        )
+        registered = {"keys": [other.as_dict(private=False)]}
+        assert registered != printed
+    jwks_file = tmp / "client-jwks.json"
+    jwks_file.write_text(json.dumps(registered))
+    redirect = f"{broker.url}/sso/oidc/callback"
+    with node_peer(
+        "oidc-provider.mjs",
+        "/.well-known/openid-configuration",
+        tmp,
+        CLIENT_ID,
+        "no-secret-for-a-private-key-jwt-client",
+        redirect,
+        port=port,
+        env={"OIDC_CLIENT_JWKS": str(jwks_file)},
+    ) as peer:
+        assert peer.url == url
+        yield OidcPeer(url, str(arn)), printed
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+def test_private_key_jwt_signs_in_through_to_the_session_page(
+    broker: Broker, page: Page, unique: str, tmp_path: Path, algorithm: str
+) -> None:
+    with private_key_jwt_peer(broker, tmp_path, algorithm) as (peer, printed):
+        login = f"pkj-{algorithm.lower()}-{unique}"
+        make_role(broker, peer, f"sso-pkj-{algorithm.lower()}-{unique}", login)
+        sign_in(page, broker, peer, login)
+        assert page.locator("h1").inner_text() == "Your session", page.content()
+        assert page.locator("#provider").inner_text() == peer.name
+        session_name = f"{login}@example.test"
+        assert caller_arn(broker, read_credentials(page)).endswith(f"/{session_name}")
+        assert len(exchanges(broker, session_name)) == 1
+
+        # The public key at its stable URL is the one the CLI printed.
+        served = page.request.get(f"{broker.url}/sso/oidc/{peer.name}/jwks.json")
+        assert served.status == 200
+        assert served.headers["content-type"] == "application/jwk-set+json"
+        assert served.json() == printed
+
+        # Sealed in the directory: no private parameter in the clear, no client secret.
+        from fedbroker.directory.model import Kind
+        from fedbroker.directory.sql import SqlStore
+
+        url = broker.database_url or f"sqlite:///{broker.data_dir / 'fedbroker.db'}"
+        store = SqlStore(url)
+        try:
+            [account] = store.list_accounts()
+            attrs = store.get_entity(account.id, Kind.OIDC_PROVIDER, peer.name).attrs
+        finally:
+            store.close()
+        assert set(attrs["rp_key"]) == {"kid", "alg", "sealed"}
+        assert "rp_client_secret_sealed" not in attrs
+
+        # Re-running the command (e.g. for a new claim mapping) keeps the key.
+        again = subprocess.run(
+            [
+                FEDBROKER,
+                "sso",
+                "configure-oidc",
+                *broker.store_args,
+                "--provider-url",
+                peer.url,
+                "--client-id",
+                CLIENT_ID,
+                "--private-key-jwt",
+                "--key-algorithm",
+                algorithm,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout) == printed
+
+
+def test_private_key_jwt_with_another_key_at_the_provider_is_refused(
+    broker: Broker, page: Page, unique: str, tmp_path: Path
+) -> None:
+    with private_key_jwt_peer(broker, tmp_path, "ES256", wrong_key=True) as (peer, _):
+        login = f"pkj-wrong-{unique}"
+        make_role(broker, peer, f"sso-pkj-wrong-{unique}", login)
+        sign_in(page, broker, peer, login)
+        event = refused_sign_in(page, broker)
+        assert "invalid_client" in event["errorMessage"]
+        assert exchanges(broker, f"{login}@example.test") == []
+
+
+def test_a_client_secret_provider_serves_no_jwks(broker: Broker, oidc_peer: OidcPeer) -> None:
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{broker.url}/sso/oidc/{oidc_peer.name}/jwks.json", timeout=10)
+    assert refused.value.code == 404
+    refused.value.close()
+
+
+def test_configure_oidc_wants_exactly_one_client_authentication(
+    broker: Broker, oidc_peer: OidcPeer, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(CLIENT_SECRET)
+    base = [FEDBROKER, "sso", "configure-oidc", *broker.store_args]
+    base += ["--provider-url", oidc_peer.url, "--client-id", CLIENT_ID]
+    for extra in ([], ["--client-secret-file", str(secret_file), "--private-key-jwt"]):
+        done = subprocess.run(base + extra, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2
+        assert "exactly one of --client-secret-file and --private-key-jwt" in done.stderr
 
 
 def test_the_client_secret_is_sealed_in_the_directory(broker: Broker, oidc_peer: OidcPeer) -> None:

@@ -116,3 +116,9 @@ def access_key_context(access_key_id: str) -> bytes:
 def rp_secret_context(provider_name: str) -> bytes:
     """Associated data binding a sealed OIDC relying-party client secret to its provider."""
     return b"fedbroker/oidc-rp-secret/" + provider_name.encode()
+
+
+def rp_key_context(provider_name: str) -> bytes:
+    """Associated data binding a sealed OIDC relying-party signing key (``private_key_jwt``,
+    RFC 7523 §2.2) to its provider."""
+    return b"fedbroker/oidc-rp-key/" + provider_name.encode()

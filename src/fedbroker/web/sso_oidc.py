@@ -2,9 +2,10 @@
 
 The broker is a relying party (OpenID Connect Core 1.0 §3.1, authorization code flow) with
 PKCE S256 (RFC 7636), ``state`` and ``nonce``, for each OIDC provider that has a relying-party
-client configured (``fedbroker sso configure-oidc``: ``rp_client_id`` and the sealed client
-secret in the provider entity). Discovery, the authorization redirect and the token request are
-three small HTTP steps written on the standard library; the ID token is verified by
+client configured (``fedbroker sso configure-oidc``: ``rp_client_id`` and either the sealed
+client secret or, with ``--private-key-jwt``, a sealed signing key in the provider entity).
+Discovery, the authorization redirect and the token request are three small HTTP steps written
+on the standard library; the ID token is verified by
 :mod:`fedbroker.federation.oidc`, the code path of AssumeRoleWithWebIdentity, and what it
 proved becomes a :class:`~fedbroker.sso.SignedIn` (:func:`fedbroker.sso.signed_in_from_oidc`)
 handed to :func:`fedbroker.web.sso.finish_sign_in`.
@@ -15,13 +16,22 @@ handed to :func:`fedbroker.web.sso.finish_sign_in`.
   the code, verifies the ID token, its issuer and its ``nonce``; with ``rp_userinfo`` set
   (``configure-oidc --userinfo``), fetches the userinfo claims with the access token and
   requires their ``sub`` to be the ID token's (OpenID Connect Core 1.0 §5.3.4), for the claim
-  mapping and the pages only.
+  mapping and the pages only;
+- ``GET /sso/oidc/<provider>/jwks.json``: the public key of a ``private_key_jwt`` client, for
+  providers that fetch client keys (``jwks_uri``); 404 for a client-secret client.
+
+Client authentication at the token endpoint: ``client_secret_basic``, or ``private_key_jwt``
+(RFC 7523 §2.2, OpenID Connect Core 1.0 §9): a JWT signed by the provider's RP key with
+``iss`` = ``sub`` = the client id, ``aud`` = the token endpoint, a random ``jti``, and a
+lifetime of one minute, signed by joserfc through :mod:`fedbroker.credentials.jws`.
 
 The RP is written by hand rather than with authlib's client: the steps are three small
 standard-library HTTP exchanges with a response size cap, and the ID token must be verified by
 the broker's own verifier anyway (the code path of the API); authlib would add two dependencies
 (it needs ``requests`` for its clients) and untyped imports for a few lines of URL and header
-building. Its value would be ``private_key_jwt`` client authentication, not supported yet.
+building. Its value would have been ``private_key_jwt`` client authentication, which is a few
+lines on top of the key ring's JWT signing (the same joserfc code that signs the broker's own
+tokens).
 """
 
 from __future__ import annotations
@@ -39,9 +49,10 @@ from typing import Any
 from flask import Response, make_response
 from flask import request as flask_request
 
-from fedbroker.credentials.sealing import rp_secret_context
+from fedbroker.credentials.jws import SigningKey, load_signing_key
+from fedbroker.credentials.sealing import rp_key_context, rp_secret_context
 from fedbroker.directory.ids import new_request_id
-from fedbroker.directory.model import Entity, Kind
+from fedbroker.directory.model import Entity, KeyAlgorithm, Kind
 from fedbroker.errors import FedbrokerError
 from fedbroker.iam.context import Services
 from fedbroker.sso import default_session_name, signed_in_from_oidc
@@ -66,6 +77,9 @@ PENDING_LOGINS = 8  # logins started in one browser session and not finished
 HTTP_TIMEOUT = 10
 MAX_RESPONSE = 256 * 1024
 INVALID_TOKEN = "the identity provider's token could not be validated"
+CLIENT_ASSERTION_LIFETIME = 60  # seconds; RFC 7523 wants it short, the brief says ≤ 5 minutes
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MISCONFIGURED = "sign-in through this provider is misconfigured"
 
 
 def _b64(data: bytes) -> str:
@@ -103,7 +117,9 @@ def _rp_providers(found_in: Services) -> list[Entity]:
     found: list[Entity] = []
     for account in found_in.store.list_accounts():
         for entity in found_in.store.list_entities(account.id, Kind.OIDC_PROVIDER):
-            if entity.attrs.get("rp_client_id") and entity.attrs.get("rp_client_secret_sealed"):
+            if entity.attrs.get("rp_client_id") and (
+                entity.attrs.get("rp_client_secret_sealed") or entity.attrs.get("rp_key")
+            ):
                 found.append(entity)
     return found
 
@@ -264,37 +280,103 @@ def _userinfo(provider: Entity, access_token: str | None, subject: str) -> dict[
     return claims
 
 
-def _redeem(
-    found_in: Services, provider: Entity, code: str, login: PendingLogin
-) -> tuple[str, str | None]:
-    """The token request (RFC 6749 §4.1.3, client_secret_basic, with the PKCE verifier): the
-    ID token and the access token (if any)."""
+def _rp_key(found_in: Services, provider: Entity) -> SigningKey:
+    """The provider's ``private_key_jwt`` signing key, opened from its sealed attribute."""
+    attr = provider.attrs.get("rp_key")
+    try:
+        if not isinstance(attr, dict):
+            raise ValueError("no rp_key")
+        private = found_in.master_key.open(
+            base64.b64decode(str(attr["sealed"])), rp_key_context(provider.name)
+        )
+        return load_signing_key(str(attr["kid"]), KeyAlgorithm(str(attr["alg"])), private)
+    except (FedbrokerError, ValueError, KeyError) as error:
+        raise SsoError(
+            MISCONFIGURED,
+            f"RP signing key of `{provider.name}` cannot be opened: {type(error).__name__}",
+            500,
+        ) from None
+
+
+@blueprint.get("/oidc/<path:name>/jwks.json")
+def rp_jwks(name: str) -> Response:
+    """The public JWKS (RFC 7517 §5) of a ``private_key_jwt`` client, for the provider."""
+    request_id = new_request_id()
+    try:
+        provider = _rp_provider(services(), name)
+        if "rp_key" not in provider.attrs:
+            raise SsoError(
+                "no identity provider of that name", f"`{name[:256]}` has no RP key", 404
+            )
+        key = _rp_key(services(), provider)
+    except SsoError as error:
+        return error_page(error, request_id)
+    response = make_response(json.dumps({"keys": [dict(key.public_jwk)]}), 200)
+    response.headers["Content-Type"] = "application/jwk-set+json"
+    response.headers["Cache-Control"] = "max-age=300"
+    return response
+
+
+def _client_authentication(
+    found_in: Services, provider: Entity, token_endpoint: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Form fields and headers that authenticate the broker at the token endpoint:
+    ``private_key_jwt`` (RFC 7523 §2.2) with an RP key, else ``client_secret_basic``."""
     client_id = str(provider.attrs["rp_client_id"])
+    if provider.attrs.get("rp_key"):
+        key = _rp_key(found_in, provider)
+        now = int(found_in.clock.now().timestamp())
+        assertion = key.sign(
+            {
+                "iss": client_id,
+                "sub": client_id,
+                "aud": token_endpoint,
+                "jti": secrets.token_urlsafe(24),
+                "iat": now,
+                "exp": now + CLIENT_ASSERTION_LIFETIME,
+            }
+        )
+        return {
+            "client_id": client_id,
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": assertion,
+        }, {}
     try:
         sealed = base64.b64decode(str(provider.attrs["rp_client_secret_sealed"]))
         secret = found_in.master_key.open(sealed, rp_secret_context(provider.name)).decode()
-    except (FedbrokerError, ValueError) as error:
+    except (FedbrokerError, ValueError, KeyError) as error:
         raise SsoError(
-            "sign-in through this provider is misconfigured",
+            MISCONFIGURED,
             f"client secret of `{provider.name}` cannot be opened: {type(error).__name__}",
             500,
         ) from None
     basic = base64.b64encode(
         f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(secret, safe='')}".encode()
     ).decode()
+    return {}, {"Authorization": f"Basic {basic}"}
+
+
+def _redeem(
+    found_in: Services, provider: Entity, code: str, login: PendingLogin
+) -> tuple[str, str | None]:
+    """The token request (RFC 6749 §4.1.3, with the PKCE verifier and the client's
+    authentication): the ID token and the access token (if any)."""
+    token_endpoint = str(_discovery(provider)["token_endpoint"])
+    fields, headers = _client_authentication(found_in, provider, token_endpoint)
     body = urllib.parse.urlencode(
         {
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": _redirect_uri(),
             "code_verifier": login.verifier,
+            **fields,
         }
     ).encode()
     answer = _http_json(
-        str(_discovery(provider)["token_endpoint"]),
+        token_endpoint,
         body,
         {
-            "Authorization": f"Basic {basic}",
+            **headers,
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
         },

@@ -880,3 +880,20 @@ def test_no_secret_is_in_the_broker_log(broker: Broker, oidc_peer: OidcPeer) -> 
     text = log.read_text(errors="replace")
     assert CLIENT_SECRET not in text
     assert "aws_secret_access_key" not in text.lower() and "SessionToken" not in text
+
+
+def test_sso_slash_provider_starts_that_providers_login(
+    broker: Broker, oidc_peer: OidcPeer, browser: Browser
+) -> None:
+    """`/sso/<provider>` (bookmarks, IdP dashboards) goes straight to that provider's login;
+    an unknown name is the error page."""
+    with new_page(browser) as page:
+        start = page.request.get(f"{broker.url}/sso/{oidc_peer.name}", max_redirects=0)
+        assert start.status == 302
+        assert start.headers["location"] == f"/sso/oidc/{oidc_peer.name}"
+        # ... which redirects on to the provider, with state, nonce and PKCE.
+        _, query = start_redirect(page, broker, oidc_peer.name)
+        assert query["code_challenge_method"] == "S256" and query["state"]
+        unknown = page.request.get(f"{broker.url}/sso/no-such-provider", max_redirects=0)
+        assert unknown.status == 404
+        assert "no identity provider of that name" in unknown.text()

@@ -358,6 +358,28 @@ def start_page() -> Response:
     )
 
 
+@blueprint.get("/<path:name>")
+def start_named(name: str) -> Response:
+    """``/sso/<provider>``: a login through the provider of that name, started at once (for
+    bookmarks and IdP dashboards). A name registered as both an OIDC and a SAML provider gets
+    the start page with just those two."""
+    options = [
+        option
+        for lister in SIGN_IN_OPTIONS
+        for option in lister(services())
+        if option.label == name
+    ]
+    if not options:
+        error = SsoError("no identity provider of that name", f"no provider `{name[:256]}`", 404)
+        return error_page(error, new_request_id())
+    if len(options) > 1:
+        return page("sso_start.html", options=options, who=None, csrf=None)
+    response = make_response("", 302)
+    response.headers["Location"] = options[0].url
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _signed_in_session(now: datetime) -> tuple[str, WebSession, SignedIn]:
     found = current_session(now)
     if found is None:

@@ -90,7 +90,7 @@ from fedbroker.web.sso import (
     sts_context,
     table,
 )
-from fedbroker.web.sso_sessions import PendingLogin
+from fedbroker.web.sso_sessions import PendingLogin, WebSession
 
 log = logging.getLogger("fedbroker.sso")
 
@@ -262,15 +262,8 @@ def _expected_request(provider: Entity, claimed: str | None, now: datetime) -> s
                 "allow IdP-initiated sign-in",
             )
         return None
-    found = current_session(now)
-    login = found[1].pending.get(claimed) if found is not None else None
-    if (
-        found is None
-        or login is None
-        or login.kind != KIND
-        or login.provider != provider.name
-        or login.account_id != provider.account_id
-    ):
+    found = _pending(claimed, KIND, provider, now)
+    if found is None:
         raise SsoError(
             NOT_STARTED,
             f"InResponseTo `{claimed[:80]}` names no SAML login this browser "
@@ -280,6 +273,23 @@ def _expected_request(provider: Entity, claimed: str | None, now: datetime) -> s
     session.pending.pop(claimed)
     table().save(sid, session, now)
     return claimed
+
+
+def _pending(
+    claimed: str, kind: str, provider: Entity, now: datetime
+) -> tuple[str, WebSession] | None:
+    """This browser's broker session, if it holds a pending ``kind`` request ``claimed`` that
+    was sent to ``provider``."""
+    found = current_session(now)
+    pending = found[1].pending.get(claimed) if found is not None else None
+    if (
+        pending is None
+        or pending.kind != kind
+        or pending.provider != provider.name
+        or pending.account_id != provider.account_id
+    ):
+        return None
+    return found
 
 
 def _sign_in(ctx: StsContext, provider: Entity, encoded: str, expected: str | None) -> SignedIn:
@@ -388,15 +398,8 @@ def saml_sls(name: str) -> Response:
                 "no SAMLResponse (an IdP-initiated LogoutRequest is not handled)",
             )
         claimed = logout_response_in_response_to(encoded) or ""
-        found = current_session(now)
-        pending = found[1].pending.get(claimed) if found is not None else None
-        if (
-            found is None
-            or pending is None
-            or pending.kind != LOGOUT_KIND
-            or pending.provider != provider.name
-            or pending.account_id != provider.account_id
-        ):
+        found = _pending(claimed, LOGOUT_KIND, provider, now)
+        if found is None:
             raise SsoError(
                 NOT_SIGNED_OUT,
                 f"InResponseTo `{claimed[:80]}` names no LogoutRequest this browser sent "
